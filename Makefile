@@ -1,0 +1,41 @@
+# aurep developer commands. `make install` builds .venv/ with the versions verified on CPU.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip
+# Verified set: CUDA builds of torch/torchvision run fine on CPU-only machines.
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+SYNTH_DIR := data/synth
+
+.PHONY: install test lint format demo synth contact-sheet benchmarks clean
+
+install: $(BIN)/aurep
+
+$(BIN)/aurep: pyproject.toml
+	test -d $(VENV) || $(PY) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q $(TORCH_PINS)
+	$(PIP) install -q -e ".[dev]" $(TORCH_PINS)
+	touch $(BIN)/aurep
+
+test: install
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff format --check .
+	$(BIN)/ruff check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+$(SYNTH_DIR)/meta.json: | install
+	$(BIN)/aurep synth --out $(SYNTH_DIR) --overwrite
+
+synth: $(SYNTH_DIR)/meta.json
+
+demo: synth
+	$(BIN)/aurep fit --config configs/pretrain/all.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

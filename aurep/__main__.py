@@ -1,0 +1,5 @@
+import sys
+
+from aurep.cli import main
+
+sys.exit(main())

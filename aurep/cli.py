@@ -1,0 +1,76 @@
+"""The ``aurep`` command: LightningCLI's fit/validate/test/predict plus aurep's own subcommands.
+
+Lightning subcommands take YAML configs (``aurep fit --config configs/pretrain/all.yaml``) with
+``class_path``/``init_args`` for the model and the data; overrides follow the config
+(``--model.init_args.lr=1e-3``). aurep's own subcommands (``synth`` ...) are plain argparse
+commands registered in :data:`COMMANDS`; each module provides ``HELP``, ``add_arguments(parser)``
+and ``run(args) -> int``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+LIGHTNING_COMMANDS = {
+    "fit": "train a model (pretraining or AU detection) from a YAML config",
+    "validate": "run one validation epoch",
+    "test": "run one test epoch",
+    "predict": "run prediction",
+}
+COMMANDS = {
+    "synth": "aurep.synth.command",
+}
+
+
+def _overview() -> str:
+    lines = [
+        "usage: aurep COMMAND [options]   (aurep COMMAND --help for the options of one command)",
+        "",
+        "Lightning commands (YAML configs, see configs/):",
+    ]
+    lines += [f"  {name:<10} {text}" for name, text in LIGHTNING_COMMANDS.items()]
+    lines += ["", "aurep commands:"]
+    lines += [f"  {name:<10} {importlib.import_module(m).HELP}" for name, m in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def run_command(name: str, argv: Sequence[str]) -> int:
+    """Parse ``argv`` for aurep subcommand ``name`` and run it; errors become one line, exit 2."""
+    module = importlib.import_module(COMMANDS[name])
+    parser = argparse.ArgumentParser(prog=f"aurep {name}", description=module.HELP)
+    module.add_arguments(parser)
+    args = parser.parse_args(list(argv))
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, OSError) as error:
+        parser.exit(2, f"aurep {name}: error: {error}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"aurep {name}: interrupted\n")
+
+
+def run_lightning(argv: Sequence[str]) -> None:
+    """Run LightningCLI (fit/validate/test/predict) on ``argv``."""
+    from aurep.lightning_cli import AurepCLI
+
+    AurepCLI(args=list(argv))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_overview())
+        return 0
+    if argv[0] in COMMANDS:
+        return run_command(argv[0], argv[1:])
+    if argv[0] in LIGHTNING_COMMANDS or argv[0].startswith("-"):
+        run_lightning(argv)
+        return 0
+    print(f"aurep: unknown command {argv[0]!r}\n\n{_overview()}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
