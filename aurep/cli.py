@@ -22,6 +22,8 @@ LIGHTNING_COMMANDS = {
 }
 COMMANDS = {
     "synth": "aurep.synth.command",
+    "contact-sheet": "aurep.synth.sheet_command",
+    "prepare": "aurep.prepare.command",
 }
 
 
