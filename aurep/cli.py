@@ -53,11 +53,17 @@ def run_command(name: str, argv: Sequence[str]) -> int:
         parser.exit(130, f"aurep {name}: interrupted\n")
 
 
-def run_lightning(argv: Sequence[str]) -> None:
-    """Run LightningCLI (fit/validate/test/predict) on ``argv``."""
+def run_lightning(argv: Sequence[str]) -> int:
+    """Run LightningCLI (fit/validate/test/predict) on ``argv``; data and loss errors: one line."""
+    from aurep.data.prepared import DatasetError
     from aurep.lightning_cli import AurepCLI
 
-    AurepCLI(args=list(argv))
+    try:
+        AurepCLI(args=list(argv))
+    except (DatasetError, FloatingPointError) as error:
+        print(f"aurep {argv[0]}: error: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,8 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[0] in COMMANDS:
         return run_command(argv[0], argv[1:])
     if argv[0] in LIGHTNING_COMMANDS or argv[0].startswith("-"):
-        run_lightning(argv)
-        return 0
+        return run_lightning(argv)
     print(f"aurep: unknown command {argv[0]!r}\n\n{_overview()}", file=sys.stderr)
     return 2
 

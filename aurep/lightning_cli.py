@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 from pytorch_lightning import LightningDataModule, LightningModule
-from pytorch_lightning.cli import LightningCLI
+from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 
 class AurepCLI(LightningCLI):
-    """LightningCLI with ``class_path`` models and DataModules and overwritable saved configs."""
+    """LightningCLI with ``class_path`` models and DataModules and overwritable saved configs.
+
+    The DataModule decides the AU set: its ``au_codes`` attribute is linked into the model's
+    ``au_codes`` argument when both are instantiated (so it is never set by hand or swept).
+    """
 
     def __init__(self, args=None, **kwargs):
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
         super().__init__(LightningModule, LightningDataModule, args=args, **kwargs)
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.au_codes", "model.init_args.au_codes", apply_on="instantiate")

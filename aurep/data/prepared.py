@@ -166,7 +166,7 @@ class PreparedDatasetWriter:
         bad = ~np.isin(occurrence, OCCURRENCE_VALUES)
         if bad.any():
             raise DatasetError(
-                f"video {video}: occurrence labels must be 1, 0 or -1, got {occurrence[bad][0]!r}"
+                f"video {video}: occurrence labels must be 1, 0 or -1, got {occurrence[bad][0]}"
             )
         for index, code in enumerate(au_codes):
             rows[au_column(code)] = occurrence[:, index].astype(np.int8)
@@ -264,7 +264,7 @@ class PreparedDataset:
                 row = int(np.flatnonzero(bad.to_numpy())[0])
                 raise DatasetError(
                     f"{manifest_path}: column {au_column(code)} row {row} has label "
-                    f"{column.iloc[row]!r}; labels must be 1, 0 or -1 (unknown)"
+                    f"{column.iloc[row]}; labels must be 1, 0 or -1 (unknown)"
                 )
 
     def __len__(self) -> int:

@@ -1,0 +1,32 @@
+"""Small building blocks shared by the heads: projection MLPs and upsampling decoder blocks."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, batchnorm: bool = True) -> nn.Sequential:
+    """Two-layer MLP (N, in_dim) -> (N, out_dim): Linear, [BatchNorm1d], ReLU, Linear."""
+    norm = nn.BatchNorm1d(hidden_dim) if batchnorm else nn.Identity()
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden_dim), norm, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
+    )
+
+
+def upsample_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    """(N, in, h, w) -> (N, out, 2h, 2w): bilinear x2, 3x3 conv, BatchNorm, ReLU."""
+    return nn.Sequential(
+        nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def upsampling_decoder(in_channels: int, width: int, blocks: int, out_channels: int) -> nn.Sequential:
+    """(N, in, h, w) -> (N, out, h * 2**blocks, w * 2**blocks): ``blocks`` upsample blocks of
+    ``width`` channels then a 3x3 conv to ``out_channels`` (no activation)."""
+    layers = [upsample_block(in_channels if i == 0 else width, width) for i in range(blocks)]
+    last_in = width if blocks else in_channels
+    layers.append(nn.Conv2d(last_in, out_channels, 3, padding=1))
+    return nn.Sequential(*layers)
