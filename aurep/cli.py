@@ -33,9 +33,9 @@ def _overview() -> str:
         "",
         "Lightning commands (YAML configs, see configs/):",
     ]
-    lines += [f"  {name:<10} {text}" for name, text in LIGHTNING_COMMANDS.items()]
+    lines += [f"  {name:<14} {text}" for name, text in LIGHTNING_COMMANDS.items()]
     lines += ["", "aurep commands:"]
-    lines += [f"  {name:<10} {importlib.import_module(m).HELP}" for name, m in COMMANDS.items()]
+    lines += [f"  {name:<14} {importlib.import_module(m).HELP}" for name, m in COMMANDS.items()]
     return "\n".join(lines)
 
 
@@ -58,8 +58,9 @@ def run_lightning(argv: Sequence[str]) -> int:
     from aurep.data.prepared import DatasetError
     from aurep.lightning_cli import AurepCLI
 
+    from_command_line = list(argv) == sys.argv[1:]  # LightningCLI warns when given both
     try:
-        AurepCLI(args=list(argv))
+        AurepCLI(args=None if from_command_line else list(argv))
     except (DatasetError, FloatingPointError) as error:
         print(f"aurep {argv[0]}: error: {error}", file=sys.stderr)
         return 1

@@ -23,7 +23,9 @@ def upsample_block(in_channels: int, out_channels: int) -> nn.Sequential:
     )
 
 
-def upsampling_decoder(in_channels: int, width: int, blocks: int, out_channels: int) -> nn.Sequential:
+def upsampling_decoder(
+    in_channels: int, width: int, blocks: int, out_channels: int
+) -> nn.Sequential:
     """(N, in, h, w) -> (N, out, h * 2**blocks, w * 2**blocks): ``blocks`` upsample blocks of
     ``width`` channels then a 3x3 conv to ``out_channels`` (no activation)."""
     layers = [upsample_block(in_channels if i == 0 else width, width) for i in range(blocks)]

@@ -90,7 +90,7 @@ class PretrainTask(pl.LightningModule):
         self.probe = AUClassifier(self.backbone.num_features, num_aus) if online_probe and num_aus else None
         self.probe_f1 = nn.ModuleDict(
             {
-                stage: MultilabelF1Score(num_labels=num_aus, average="none", ignore_index=-1)
+                f"{stage}_f1": MultilabelF1Score(num_labels=num_aus, average="none", ignore_index=-1)
                 for stage in (("train", "val") if self.probe is not None else ())
             }
         )
@@ -149,7 +149,6 @@ class PretrainTask(pl.LightningModule):
             self._check_finite(f"{name} head", out.loss)
             total = total + self.head_weights[name] * out.loss
             logs.update(out.logs)
-            logs[f"{name}/loss"] = out.loss.detach()
         has_labels = batch.labels is not None and self.au_codes
         if has_labels:
             pooled = features.pooled.flatten(0, 1)
@@ -166,7 +165,7 @@ class PretrainTask(pl.LightningModule):
                 total = total + probe_loss  # detached input: trains the probe only
                 logs["probe/loss"] = probe_loss.detach()
                 target = torch.where(mask, labels.long(), torch.full_like(labels.long(), -1))
-                self.probe_f1[stage].update(probe_logits.detach().sigmoid(), target)
+                self.probe_f1[f"{stage}_f1"].update(probe_logits.detach().sigmoid(), target)
         self.log_dict({f"{stage}/{k}": v for k, v in logs.items()}, batch_size=batch.batch_size)
         self.log(f"{stage}/loss", total.detach(), prog_bar=True, batch_size=batch.batch_size)
         return total
@@ -182,7 +181,7 @@ class PretrainTask(pl.LightningModule):
             head.on_train_batch_end(self.backbone)
 
     def _log_probe(self, stage: str) -> None:
-        metric = self.probe_f1[stage] if stage in self.probe_f1 else None
+        metric = self.probe_f1[f"{stage}_f1"] if f"{stage}_f1" in self.probe_f1 else None
         if metric is None or not metric.update_count:
             return
         per_au = metric.compute()

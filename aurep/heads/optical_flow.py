@@ -1,0 +1,83 @@
+"""RTATL's single-image optical flow: predict the motion that produced frame t from t alone."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aurep.data.batch import ClipBatch
+from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
+from aurep.heads.layers import upsampling_decoder
+from aurep.heads.losses import end_point_error
+from aurep.models.backbone import Backbone
+
+FLOW_LOSSES = ("epe", "smooth_l1")
+
+
+class OpticalFlowHead(SSLHead):
+    """Light upsampling decoder from view 0's feature map of frame t to the flow from t - delta
+    to t (``batch.flow``, (B, V, T, 2, h, w), pixels). Every frame of view 0 is used; no extra
+    backbone pass.
+
+    The decoder: 1x1 conv to ``width`` channels, ``upsample_blocks`` bilinear x2 blocks, a 3x3
+    conv to 2 channels, then bilinear resizing to the target grid h x w.
+
+    Args:
+        feature_level: index into the backbone's returned maps, -1 = deepest.
+        width: decoder channels.
+        upsample_blocks: number of x2 upsampling blocks before the final resize.
+        loss: ``epe`` (mean end-point error, pixels) or ``smooth_l1`` (per component).
+
+    Logs: ``flow/epe`` (always, pixels), ``flow/loss``.
+    """
+
+    name = "flow"
+    needs_flow = True
+
+    def __init__(
+        self,
+        feature_level: int = -1,
+        width: int = 64,
+        upsample_blocks: int = 2,
+        loss: str = "epe",
+    ):
+        super().__init__()
+        if loss not in FLOW_LOSSES:
+            raise ValueError(f"OpticalFlowHead loss must be one of {FLOW_LOSSES}, got {loss!r}")
+        self.feature_level, self.width = feature_level, width
+        self.upsample_blocks, self.loss_kind = upsample_blocks, loss
+
+    def attach(self, backbone: Backbone) -> None:
+        """Build the decoder for the chosen map's channels."""
+        try:
+            channels = backbone.channels[self.feature_level]
+        except IndexError:
+            raise ValueError(
+                f"OpticalFlowHead feature_level={self.feature_level} but the backbone returns "
+                f"{len(backbone.channels)} maps (levels {backbone.levels})"
+            ) from None
+        self.decoder = nn.Sequential(
+            nn.Conv2d(channels, self.width, 1),
+            nn.ReLU(inplace=True),
+            upsampling_decoder(self.width, self.width, self.upsample_blocks, 2),
+        )
+
+    def predict(self, feature_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """feature_map: (N, C, h', w') -> flow (N, 2, h, w) in pixels for ``size`` = (h, w)."""
+        flow = self.decoder(feature_map)
+        return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
+        if batch.flow is None:
+            raise ValueError(
+                "OpticalFlowHead needs flow targets but batch.flow is None: prepare the dataset "
+                "with flow (or drop the flow head)"
+            )
+        target = batch.flow[:, 0].flatten(0, 1)  # (B * T, 2, h, w)
+        prediction = self.predict(
+            features.maps[self.feature_level].flatten(0, 1), target.shape[-2:]
+        )
+        epe = end_point_error(prediction, target)
+        loss = epe if self.loss_kind == "epe" else F.smooth_l1_loss(prediction, target)
+        return HeadOutput(loss, {"flow/epe": epe.detach(), "flow/loss": loss.detach()})

@@ -1,0 +1,127 @@
+"""CLP's temporal contrastive learning (TCL): margin InfoNCE between two views of a clip."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from aurep.data.batch import ClipBatch
+from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
+from aurep.heads.layers import mlp
+from aurep.heads.losses import margin_info_nce, temporal_log_weights, temporal_ranking_loss
+from aurep.heads.memory_bank import KeyQueue, ema_update, momentum_copy
+from aurep.models.backbone import Backbone
+
+
+class TemporalContrastiveHead(SSLHead):
+    """Frame-wise discriminative, temporally coherent AU embeddings (MoCo-style, needs 2 views).
+
+    Queries: the projector on view 0's pooled features, L2-normalised, (B, T, d). Keys: a
+    momentum (EMA) copy of backbone + projector on view 1, no gradient. For frame i the positive
+    is key i with an additive cosine ``margin``; the negatives are the other frames' keys of the
+    same clip, weighted by temporal distance (``distance_power``, see
+    :func:`~aurep.heads.losses.temporal_log_weights`), plus the queue of keys from earlier
+    batches (gathered across ranks). Optional ranking term on the query-key similarities:
+    a nearer frame must beat a farther one by ``rank_margin``.
+
+    Args:
+        embed_dim: embedding size d.
+        hidden_dim: projector hidden width.
+        temperature: InfoNCE temperature tau.
+        margin: additive margin m subtracted from the positive cosine.
+        queue_size: keys held in the memory bank (0 = in-clip negatives only).
+        momentum: EMA momentum of the key encoder (per optimiser step).
+        distance_power: in-clip negative weight ``(|i-j| / (T-1)) ** p``; 0 = no weighting.
+        rank_weight: weight of the ranking term (0 = off).
+        rank_margin: ranking margin delta (cosine units).
+
+    Logs: ``tcl/infonce``, ``tcl/rank``, ``tcl/pos_sim`` (mean positive cosine), ``tcl/loss``.
+    """
+
+    name = "tcl"
+    min_views = 2
+
+    def __init__(
+        self,
+        embed_dim: int = 128,
+        hidden_dim: int = 512,
+        temperature: float = 0.1,
+        margin: float = 0.1,
+        queue_size: int = 4096,
+        momentum: float = 0.99,
+        distance_power: float = 1.0,
+        rank_weight: float = 0.0,
+        rank_margin: float = 0.05,
+    ):
+        super().__init__()
+        if temperature <= 0 or not 0.0 <= momentum <= 1.0:
+            raise ValueError(
+                f"TemporalContrastiveHead needs temperature > 0 and 0 <= momentum <= 1, "
+                f"got temperature={temperature}, momentum={momentum}"
+            )
+        self.embed_dim = embed_dim
+        self.hidden_dim = hidden_dim
+        self.temperature = temperature
+        self.margin = margin
+        self.momentum = momentum
+        self.distance_power = distance_power
+        self.rank_weight = rank_weight
+        self.rank_margin = rank_margin
+        self.queue = KeyQueue(queue_size, embed_dim)
+        self._pending_keys: list[torch.Tensor] = []
+
+    def attach(self, backbone: Backbone) -> None:
+        """Build the projector and the frozen momentum copies of backbone and projector."""
+        self.projector = mlp(backbone.num_features, self.hidden_dim, self.embed_dim)
+        self.key_backbone = momentum_copy(backbone)
+        self.key_projector = momentum_copy(self.projector)
+
+    def embed(self, pooled: torch.Tensor) -> torch.Tensor:
+        """pooled: (B, T, C) -> (B, T, d) L2-normalised query embeddings."""
+        return F.normalize(self.projector(pooled.flatten(0, 1)), dim=-1).view(*pooled.shape[:2], -1)
+
+    @torch.no_grad()
+    def encode_keys(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames: (B, T, 3, H, W) -> (B, T, d) L2-normalised keys from the momentum encoder."""
+        pooled = self.key_backbone(frames.flatten(0, 1)).pooled
+        return F.normalize(self.key_projector(pooled), dim=-1).view(*frames.shape[:2], -1)
+
+    def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
+        if batch.num_views < self.min_views:
+            raise ValueError(
+                f"TemporalContrastiveHead needs {self.min_views} views per clip, "
+                f"the batch has {batch.num_views}"
+            )
+        queries = self.embed(features.pooled)
+        keys = self.encode_keys(batch.frames[:, 1])
+        log_weights = (
+            temporal_log_weights(batch.clip_length, self.distance_power).to(queries.device)
+            if self.distance_power > 0
+            else None
+        )
+        infonce = margin_info_nce(
+            queries, keys, self.queue.keys, self.temperature, self.margin, log_weights
+        )
+        loss = infonce
+        similarity = torch.einsum("bid,bjd->bij", queries, keys)
+        rank = temporal_ranking_loss(similarity, self.rank_margin)
+        if self.rank_weight > 0:
+            loss = loss + self.rank_weight * rank
+        if self.training:
+            self._pending_keys.append(keys.flatten(0, 1))
+        logs = {
+            "tcl/infonce": infonce,
+            "tcl/rank": rank,
+            "tcl/pos_sim": similarity.diagonal(dim1=1, dim2=2).mean(),
+            "tcl/loss": loss,
+        }
+        return HeadOutput(loss, {k: v.detach() for k, v in logs.items()})
+
+    @torch.no_grad()
+    def on_train_batch_end(self, backbone: Backbone) -> None:
+        """EMA-update the key encoder towards ``backbone`` + projector; enqueue this step's keys."""
+        ema_update(self.key_backbone, backbone, self.momentum)
+        ema_update(self.key_projector, self.projector, self.momentum)
+        for keys in self._pending_keys:
+            self.queue.enqueue(keys)
+        self._pending_keys.clear()

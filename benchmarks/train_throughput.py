@@ -1,0 +1,117 @@
+"""Training-step throughput of every pretraining config against the bare backbone, in one run.
+
+For each config under configs/pretrain/ the model and DataModule are built exactly as
+``aurep fit --config`` builds them (plus the overrides given here); one batch is drawn and reused.
+Reported: images/s of the full training step (forward of every head, backward, optimiser step,
+momentum/queue updates) and of a bare backbone forward + backward + step on the same B x T frames
+of view 0; their ratio is the number to read (goal for all.yaml: >= 0.5).
+
+    .venv/bin/python benchmarks/train_throughput.py --out benchmarks/results/train_throughput.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from aurep.lightning_cli import AurepCLI
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def build(config: Path, overrides: list[str]):
+    cli = AurepCLI(args=["--config", str(config), *overrides], run=False)
+    datamodule = cli.datamodule
+    datamodule.setup("fit")
+    batch = next(iter(datamodule.train_dataloader()))
+    datamodule.trainer = None
+    batch = datamodule.on_after_batch_transfer(batch, 0)
+    return cli.model, batch
+
+
+def time_steps(step, repeats: int, warmup: int) -> float:
+    """Median seconds of ``step()`` over ``repeats`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        step()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return sorted(times)[len(times) // 2]
+
+
+def full_step(model, batch, optimizer):
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model.training_step(batch, 0).backward()
+        optimizer.step()
+        model.on_train_batch_end(None, batch, 0)
+
+    return step
+
+
+def bare_step(model, batch):
+    images = batch.frames[:, 0].flatten(0, 1)
+    optimizer = torch.optim.AdamW(model.backbone.parameters(), lr=1e-4)
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        model.backbone(images).pooled.square().mean().backward()
+        optimizer.step()
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--configs", nargs="*", default=None, help="default: every pretrain config")
+    parser.add_argument("--data", default="data/synth", help="prepared dataset (default data/synth)")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="markdown results file")
+    parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    configs = [Path(c) for c in args.configs] if args.configs else sorted(
+        (REPO / "configs" / "pretrain").glob("*.yaml")
+    )
+    overrides = [f"--data.init_args.root={args.data}", "--data.init_args.num_workers=0"]
+    overrides += args.overrides
+    rows = []
+    for config in configs:
+        model, batch = build(config, overrides)
+        model.train()
+        images = batch.batch_size * batch.clip_length
+        optimizer = model.configure_optimizers()
+        optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+        full = time_steps(full_step(model, batch, optimizer), args.repeats, args.warmup)
+        bare = time_steps(bare_step(model, batch), args.repeats, args.warmup)
+        rows.append((config.stem, list(model.heads), images, images / full, images / bare))
+        print(f"{config.stem}: {images / full:.1f} img/s vs bare {images / bare:.1f} img/s", flush=True)
+    lines = [
+        "# Training-step throughput (images/s of view 0 frames)",
+        "",
+        f"Command: `{' '.join([Path(sys.executable).name, *sys.argv])}`",
+        f"Machine: {torch.get_num_threads()} CPU threads, torch {torch.__version__}.",
+        "",
+        "| config | heads | B x T | step img/s | bare backbone img/s | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {name} | {', '.join(heads) or '-'} | {n} | {full:.1f} | {bare:.1f} | {full / bare:.2f} |"
+        for name, heads, n, full, bare in rows
+    ]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

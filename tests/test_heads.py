@@ -1,0 +1,421 @@
+"""The self-supervised heads and the AU head on tiny tensors and a tiny timm backbone."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+
+from aurep.data.batch import ClipBatch
+from aurep.heads import (
+    AUClassifier,
+    ClipFeatures,
+    CrossIdentityReconstructionHead,
+    KeyQueue,
+    OpticalFlowHead,
+    RoIInpaintingHead,
+    TemporalContrastiveHead,
+    end_point_error,
+    gather,
+    margin_info_nce,
+    mask_rois,
+    masked_bce,
+    masked_patch_l1,
+    pos_weight_from_labels,
+    temporal_log_weights,
+    temporal_ranking_loss,
+)
+from aurep.models.backbone import Backbone
+
+B, V, T, SIZE, R, GRID = 4, 2, 3, 64, 6, 8
+
+
+def smooth_flow(g: torch.Generator) -> torch.Tensor:
+    """(B, V, T, 2, GRID, GRID) smooth random motion fields, pixels."""
+    coarse = torch.randn(B * V * T, 2, 2, 2, generator=g)
+    fine = F.interpolate(coarse, size=GRID, mode="bilinear", align_corners=True)
+    return fine.view(B, V, T, 2, GRID, GRID)
+
+
+def make_batch(seed: int = 0, flow: bool = True) -> ClipBatch:
+    """Random clips with R square RoIs of 12-20 px per frame."""
+    g = torch.Generator().manual_seed(seed)
+    corner = torch.rand(B, V, T, R, 2, generator=g) * (SIZE - 24)
+    side = 12 + torch.rand(B, V, T, R, 1, generator=g) * 8
+    return ClipBatch(
+        frames=torch.randn(B, V, T, 3, SIZE, SIZE, generator=g),
+        landmarks=torch.rand(B, V, T, 68, 2, generator=g) * SIZE,
+        rois=torch.cat([corner, corner + side], dim=-1),
+        identity=torch.arange(B),
+        partner=torch.arange(B).roll(1),
+        flow=smooth_flow(g) if flow else None,
+    )
+
+
+def features_of(backbone: Backbone, batch: ClipBatch) -> ClipFeatures:
+    out = backbone(batch.frames[:, 0].flatten(0, 1))
+    return ClipFeatures(
+        maps=[m.unflatten(0, (B, T)) for m in out.feature_maps],
+        pooled=out.pooled.unflatten(0, (B, T)),
+    )
+
+
+def make_head(name: str, **kwargs):
+    """A small head of the given name; ``kwargs`` override the tiny defaults."""
+    heads = {
+        "tcl": (TemporalContrastiveHead, {"embed_dim": 16, "hidden_dim": 32, "queue_size": 32}),
+        "cir": (
+            CrossIdentityReconstructionHead,
+            {"au_dim": 8, "id_dim": 8, "hidden_dim": 32, "decoder_width": 16, "render_size": 16},
+        ),
+        "inpaint": (
+            RoIInpaintingHead,
+            {"num_rois": R, "num_masked": 2, "patch_size": 4, "dim": 32},
+        ),
+        "flow": (OpticalFlowHead, {"width": 16}),
+    }
+    cls, defaults = heads[name]
+    return cls(**{**defaults, **kwargs})
+
+
+HEADS = ["tcl", "cir", "inpaint", "flow"]
+
+
+@pytest.fixture
+def backbone() -> Backbone:
+    torch.manual_seed(0)
+    return Backbone("test_resnet", levels=(-2, -1))
+
+
+# ---------------------------------------------------------------- losses against direct formulas
+
+
+def test_temporal_log_weights_grow_with_distance():
+    w = temporal_log_weights(4, power=1.0).exp()
+    assert w[0, 1] == pytest.approx(1 / 3) and w[0, 2] == pytest.approx(2 / 3)
+    assert w[0, 3] == pytest.approx(1.0) and w[2, 1] == pytest.approx(1 / 3)
+    assert torch.all(temporal_log_weights(4, power=0.0) == 0)
+
+
+def test_margin_info_nce_matches_hand_computation():
+    torch.manual_seed(0)
+    q = F.normalize(torch.randn(2, 4, 5), dim=-1)
+    k = F.normalize(torch.randn(2, 4, 5), dim=-1)
+    queue = F.normalize(torch.randn(3, 5), dim=-1)
+    tau, m = 0.2, 0.3
+    log_w = temporal_log_weights(4, power=2.0)
+    total = 0.0
+    for b in range(2):
+        for i in range(4):
+            pos = math.exp((float(q[b, i] @ k[b, i]) - m) / tau)
+            neg = sum(
+                ((abs(i - j) / 3) ** 2) * math.exp(float(q[b, i] @ k[b, j]) / tau)
+                for j in range(4)
+                if j != i
+            )
+            neg += sum(math.exp(float(q[b, i] @ n) / tau) for n in queue)
+            total += -math.log(pos / (pos + neg))
+    got = margin_info_nce(q, k, queue, tau, m, log_w)
+    assert got.item() == pytest.approx(total / 8, rel=1e-5)
+
+
+def circle_embeddings(order: list[int]) -> torch.Tensor:
+    """(1, T, 2) unit vectors whose angle grows with the position in ``order``."""
+    angle = torch.tensor(order, dtype=torch.float32) * 0.4
+    return torch.stack([angle.cos(), angle.sin()], dim=-1)[None]
+
+
+def test_tcl_prefers_temporally_ordered_embeddings():
+    ordered = circle_embeddings([0, 1, 2, 3, 4, 5])
+    shuffled = circle_embeddings([0, 3, 1, 5, 2, 4])  # same positives, neighbours scattered
+    weighted = temporal_log_weights(6, power=1.0)
+    loss_ordered = margin_info_nce(ordered, ordered, None, 0.1, 0.1, weighted)
+    loss_shuffled = margin_info_nce(shuffled, shuffled, None, 0.1, 0.1, weighted)
+    assert loss_ordered < loss_shuffled - 0.05
+    # without distance weighting the temporal order is invisible to the loss
+    plain = [margin_info_nce(e, e, None, 0.1, 0.1, None) for e in (ordered, shuffled)]
+    assert plain[0].item() == pytest.approx(plain[1].item(), rel=1e-5)
+    # the ranking term is satisfied by the ordered clip only
+    rank = [temporal_ranking_loss(e @ e.transpose(1, 2), margin=0.0) for e in (ordered, shuffled)]
+    assert rank[0] == 0 and rank[1] > 0
+
+
+def test_ranking_loss_matches_hand_computation():
+    s = torch.randn(2, 4, 4)
+    delta = 0.1
+    terms = [
+        max(0.0, delta - float(s[b, i, j] - s[b, i, k]))
+        for b in range(2)
+        for i in range(4)
+        for j in range(4)
+        for k in range(4)
+        if abs(i - j) < abs(i - k)
+    ]
+    assert temporal_ranking_loss(s, delta).item() == pytest.approx(
+        sum(terms) / len(terms), rel=1e-5
+    )
+
+
+def test_end_point_error_is_mean_vector_norm():
+    pred, target = torch.zeros(1, 2, 1, 2), torch.tensor([[[[3.0, 0.0]], [[4.0, 1.0]]]])
+    assert end_point_error(pred, target).item() == pytest.approx((5.0 + 1.0) / 2)
+
+
+def test_masked_bce_ignores_unknown_labels():
+    logits = torch.tensor([[0.5, -1.0, 2.0], [1.5, 0.2, -0.3]])
+    labels = torch.tensor([[1.0, 0.0, float("nan")], [0.0, 9.0, 1.0]])
+    mask = torch.tensor([[True, True, False], [True, False, True]])
+    known = [(0.5, 1.0), (-1.0, 0.0), (1.5, 0.0), (-0.3, 1.0)]
+    expected = sum(
+        -(
+            y * math.log(torch.sigmoid(torch.tensor(x)).item())
+            + (1 - y) * math.log(1 - torch.sigmoid(torch.tensor(x)).item())
+        )
+        for x, y in known
+    ) / len(known)
+    assert masked_bce(logits, labels, mask).item() == pytest.approx(expected, rel=1e-5)
+    other = labels.clone()
+    other[~mask] = 0.0
+    changed_logits = logits.clone()
+    changed_logits[~mask] = 100.0
+    assert masked_bce(changed_logits, other, mask) == masked_bce(logits, labels, mask)
+
+
+def test_masked_bce_all_unknown_is_zero_without_nan():
+    logits = torch.randn(3, 4, requires_grad=True)
+    labels = torch.full((3, 4), float("nan"))
+    loss = masked_bce(logits, labels, torch.zeros(3, 4, dtype=torch.bool), torch.ones(4))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(logits.grad).all()
+
+
+def test_masked_bce_pos_weight_scales_positive_terms():
+    logits, labels, mask = torch.tensor([[0.3]]), torch.tensor([[1.0]]), torch.tensor([[True]])
+    assert masked_bce(logits, labels, mask, torch.tensor([3.0])) == pytest.approx(
+        3 * masked_bce(logits, labels, mask).item()
+    )
+
+
+def test_pos_weight_from_labels_counts_known_labels_only():
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 1.0, 1.0], [1.0, 0.0, 1.0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 1], [1, 1, 1], [0, 1, 1]], dtype=torch.bool)
+    weights = pos_weight_from_labels(labels, mask, max_weight=10.0)
+    assert weights.tolist() == pytest.approx([2.0, 3.0, 1 / 3])
+    never = pos_weight_from_labels(torch.zeros(4, 1), torch.ones(4, 1, dtype=torch.bool), 10.0)
+    assert never.item() == 10.0
+
+
+@pytest.mark.parametrize("hidden", [0, 16])
+def test_au_classifier_maps_pooled_features_to_logits(hidden):
+    head = AUClassifier(32, 12, hidden=hidden, dropout=0.1)
+    assert head(torch.randn(5, 32)).shape == (5, 12)
+
+
+# ---------------------------------------------------------------- RoI masking and inpainting loss
+
+
+def test_mask_rois_fills_only_masked_boxes():
+    images = torch.randn(1, 3, 16, 16)
+    boxes = torch.tensor([[[2.0, 2.0, 6.0, 6.0], [10.0, 10.0, 14.0, 14.0]]])
+    masked = torch.tensor([[True, False]])
+    out = mask_rois(images, boxes, masked, "zero")
+    assert torch.all(out[..., 2:6, 2:6] == 0)
+    inside = torch.zeros(16, 16, dtype=torch.bool)
+    inside[2:6, 2:6] = True
+    assert torch.equal(out[..., ~inside], images[..., ~inside])
+    mean = mask_rois(images, boxes, masked, "mean")
+    assert torch.allclose(mean[0, :, 3, 3], images[0].mean(dim=(1, 2)))
+    with pytest.raises(ValueError, match="fill"):
+        mask_rois(images, boxes, masked, "blur")
+
+
+def test_inpainting_loss_only_sees_masked_rois():
+    torch.manual_seed(0)
+    images = torch.randn(1, 3, 32, 32)
+    boxes = torch.tensor([[[2.0, 2.0, 10.0, 10.0], [20.0, 20.0, 28.0, 28.0]]])
+    masked = torch.tensor([[True, False]])
+    prediction = torch.randn(1, 2, 3, 4, 4)
+    base = masked_patch_l1(prediction, images, boxes, masked)
+    outside = images.clone()
+    outside[..., 16:, :] += 5.0  # the unmasked RoI and background only
+    assert masked_patch_l1(prediction, outside, boxes, masked) == base
+    inside = images.clone()
+    inside[..., 4:8, 4:8] += 5.0
+    assert masked_patch_l1(prediction, inside, boxes, masked) > base + 1.0
+
+
+def test_inpainting_head_checks_num_rois(backbone):
+    head = RoIInpaintingHead(num_rois=R + 1, num_masked=2)
+    head.attach(backbone)
+    batch = make_batch()
+    with pytest.raises(ValueError, match="num_rois=7"):
+        head(batch, features_of(backbone, batch), backbone)
+
+
+def test_flow_head_needs_flow_and_is_zero_on_perfect_prediction(backbone):
+    head = make_head("flow")
+    head.attach(backbone)
+    head.eval()
+    batch = make_batch(flow=False)
+    features = features_of(backbone, batch)
+    with pytest.raises(ValueError, match="OpticalFlowHead"):
+        head(batch, features, backbone)
+    with torch.no_grad():
+        perfect = head.predict(features.map.flatten(0, 1), (GRID, GRID)).unflatten(0, (B, T))
+    batch.flow = torch.stack([perfect, torch.randn_like(perfect)], dim=1)
+    assert head(batch, features, backbone).loss.item() == pytest.approx(0.0, abs=1e-6)
+    batch.flow = batch.flow + 1.0
+    assert head(batch, features, backbone).loss.item() == pytest.approx(math.sqrt(2), rel=1e-5)
+
+
+# ---------------------------------------------------------------- heads on a tiny backbone
+
+
+@pytest.mark.parametrize("name", HEADS)
+def test_head_gradients_reach_backbone(name, backbone):
+    torch.manual_seed(0)
+    head = make_head(name)
+    head.attach(backbone)
+    batch = make_batch()
+    out = head(batch, features_of(backbone, batch), backbone)
+    assert out.loss.ndim == 0 and torch.isfinite(out.loss)
+    assert f"{name}/loss" in out.logs
+    assert all(key.startswith(f"{name}/") and not v.requires_grad for key, v in out.logs.items())
+    out.loss.backward()
+    grads = [p.grad.abs().sum() for p in backbone.parameters() if p.grad is not None]
+    assert grads and sum(grads) > 0
+
+
+def test_cir_gradients_reach_backbone_through_rendered_faces_only(backbone):
+    """With the self term off, the only path to the backbone left is re-encoding x'."""
+    head = make_head("cir", self_weight=0.0, cross_id_weight=0.0)
+    head.attach(backbone)
+    batch = make_batch()
+    features = features_of(backbone, batch)
+    head(
+        batch, ClipFeatures([m.detach() for m in features.maps], features.pooled.detach()), backbone
+    ).loss.backward()
+    assert sum(p.grad.abs().sum() for p in backbone.parameters() if p.grad is not None) > 0
+
+
+def test_cir_cycle_term_is_optional(backbone):
+    batch = make_batch()
+    for weight, expected in [(0.0, False), (0.5, True)]:
+        head = make_head("cir", cycle_weight=weight)
+        head.attach(backbone)
+        assert ("cir/cycle" in head(batch, features_of(backbone, batch), backbone).logs) is expected
+
+
+def test_tcl_momentum_encoder_gets_no_grad_and_follows_ema(backbone):
+    head = make_head("tcl", momentum=0.9)
+    head.attach(backbone)
+    batch = make_batch()
+    head(batch, features_of(backbone, batch), backbone).loss.backward()
+    assert all(not p.requires_grad and p.grad is None for p in head.key_backbone.parameters())
+    assert all(not p.requires_grad for p in head.key_projector.parameters())
+    assert any(p.grad is not None for p in head.projector.parameters())
+
+    before = copy.deepcopy(head.key_backbone.state_dict())
+    with torch.no_grad():
+        for p in backbone.parameters():
+            p.add_(torch.randn_like(p) * 0.1)
+    head.on_train_batch_end(backbone)
+    online = dict(backbone.named_parameters())
+    for key, value in head.key_backbone.named_parameters():
+        assert torch.allclose(value, 0.9 * before[key] + 0.1 * online[key], atol=1e-6)
+
+
+def test_tcl_enqueues_keys_and_refuses_one_view(backbone):
+    head = make_head("tcl")
+    head.attach(backbone)
+    batch = make_batch()
+    head(batch, features_of(backbone, batch), backbone)
+    expected = head.encode_keys(batch.frames[:, 1]).flatten(0, 1)
+    head.on_train_batch_end(backbone)
+    # keys are computed before the EMA step moved the key encoder: compare to those
+    assert torch.allclose(head.queue.queue[: B * T], expected, atol=1e-6)
+    assert head.queue.pointer.item() == B * T
+    single = make_batch()
+    single.frames = single.frames[:, :1]
+    with pytest.raises(ValueError, match="2 views"):
+        head(single, features_of(backbone, single), backbone)
+
+
+def test_tcl_state_dict_round_trip_restores_queue_and_ema(backbone):
+    head = make_head("tcl")
+    head.attach(backbone)
+    batch = make_batch()
+    for _ in range(2):
+        head(batch, features_of(backbone, batch), backbone)
+        with torch.no_grad():
+            next(backbone.parameters()).add_(1.0)
+        head.on_train_batch_end(backbone)
+    state = head.state_dict()
+    restored = make_head("tcl")
+    restored.attach(Backbone("test_resnet", levels=(-2, -1)))
+    assert not torch.equal(restored.queue.queue, head.queue.queue)
+    restored.load_state_dict(state)
+    for key, value in head.state_dict().items():
+        assert torch.equal(restored.state_dict()[key], value), key
+    assert restored.queue.pointer.item() == 2 * B * T
+
+
+def test_key_queue_wraps_around():
+    queue = KeyQueue(5, 2)
+    keys = torch.arange(16.0).view(8, 2)
+    queue.enqueue(keys[:3])
+    queue.enqueue(keys[3:7])
+    assert queue.pointer.item() == 2
+    assert torch.equal(queue.queue, torch.stack([keys[5], keys[6], keys[2], keys[3], keys[4]]))
+    assert torch.equal(gather(keys), keys)  # no process group: identity
+    empty = KeyQueue(0, 2)
+    empty.enqueue(keys)
+    assert empty.keys.shape == (0, 2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", HEADS)
+def test_head_overfits_one_batch(name):
+    torch.manual_seed(0)
+    backbone = Backbone("test_resnet", levels=(-2, -1))
+    # a fixed batch fills the queue with copies of its own positives: overfit in-clip only
+    head = make_head(name, **({"queue_size": 0} if name == "tcl" else {}))
+    head.attach(backbone)
+    batch = make_batch()
+    params = [p for p in [*backbone.parameters(), *head.parameters()] if p.requires_grad]
+    optimiser = torch.optim.Adam(params, lr=1e-2)
+    losses = []
+    for _ in range(40):
+        loss = head(batch, features_of(backbone, batch), backbone).loss
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        head.on_train_batch_end(backbone)
+        losses.append(loss.item())
+    first, last = sum(losses[:3]) / 3, sum(losses[-3:]) / 3
+    print(name, [round(v, 3) for v in losses])
+    assert last < 0.7 * first, losses
+
+
+def _enqueue_on_rank(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        queue = KeyQueue(8, 2)
+        queue.enqueue(torch.full((3, 2), float(rank)))
+        torch.save(queue.state_dict(), f"{out_dir}/rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_key_queue_gathers_keys_across_ranks(tmp_path):
+    mp.spawn(_enqueue_on_rank, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2)
+    states = [torch.load(tmp_path / f"rank{rank}.pt") for rank in range(2)]
+    expected = torch.tensor([0.0] * 3 + [1.0] * 3)
+    for state in states:
+        assert torch.equal(state["queue"][:6, 0], expected) and state["pointer"].item() == 6

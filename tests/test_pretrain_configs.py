@@ -1,0 +1,72 @@
+"""Every shipped pretraining config runs through the real CLI (tiny backbone, tiny corpus)."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from aurep.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
+TINY = [
+    "--model.init_args.backbone=test_resnet",
+    "--data.init_args.image_size=32",
+    "--data.init_args.batch_size=4",
+    "--data.init_args.num_workers=0",
+    "--data.init_args.clips_per_epoch=8",
+    "--data.init_args.val_clips=4",
+    "--trainer.accelerator=cpu",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+]
+
+
+def fit(config: Path, corpus: Path, *extra: str) -> int:
+    return main(
+        ["fit", "--config", str(config), f"--data.init_args.root={corpus}", *TINY, *extra]
+    )
+
+
+def test_every_head_has_a_config():
+    assert {c.stem for c in CONFIGS} >= {
+        "temporal", "cross_identity", "inpainting", "flow", "clp", "rtatl", "all"
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda path: path.stem)
+def test_config_runs(config, tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert fit(config, tiny_corpus, "--trainer.max_epochs=1") == 0
+    checkpoint = tmp_path / "runs" / "pretrain" / config.stem / "checkpoints" / "last.ckpt"
+    assert checkpoint.exists()
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert state["global_step"] == 2
+    metrics = next((tmp_path / "runs" / "pretrain" / config.stem).glob("version_*/metrics.csv"))
+    assert "train/loss" in metrics.read_text().splitlines()[0]
+
+
+@pytest.mark.slow
+def test_resume_from_last(tiny_corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = REPO / "configs" / "pretrain" / "all.yaml"
+    assert fit(config, tiny_corpus, "--trainer.max_epochs=1") == 0
+    last = tmp_path / "runs" / "pretrain" / "all" / "checkpoints" / "last.ckpt"
+    first = torch.load(last, map_location="cpu", weights_only=False)
+    assert fit(config, tiny_corpus, "--trainer.max_epochs=2", "--ckpt_path=last") == 0
+    second = torch.load(last, map_location="cpu", weights_only=False)
+    assert (first["epoch"], first["global_step"]) == (0, 2)
+    assert (second["epoch"], second["global_step"]) == (1, 4)
+    queue = "heads.temporal.queue"
+    keys = [k for k in second["state_dict"] if k.startswith(queue)]
+    assert keys, "the contrastive queue is checkpointed"
+
+
+@pytest.mark.slow
+def test_missing_dataset_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = REPO / "configs" / "pretrain" / "flow.yaml"
+    with pytest.raises(SystemExit):
+        fit(config, tmp_path / "nowhere", "--trainer.max_epochs=1")
+    assert "nowhere" in capsys.readouterr().err
