@@ -24,6 +24,7 @@ COMMANDS = {
     "synth": "aurep.synth.command",
     "contact-sheet": "aurep.synth.sheet_command",
     "prepare": "aurep.prepare.command",
+    "cv": "aurep.evaluation.command",
 }
 
 
@@ -61,10 +62,25 @@ def run_lightning(argv: Sequence[str]) -> int:
     from_command_line = list(argv) == sys.argv[1:]  # LightningCLI warns when given both
     try:
         AurepCLI(args=None if from_command_line else list(argv))
-    except (DatasetError, FloatingPointError) as error:
-        print(f"aurep {argv[0]}: error: {error}", file=sys.stderr)
+    except Exception as error:
+        cause = _root_cause(error, (DatasetError, FloatingPointError))
+        if cause is None:
+            raise
+        print(f"aurep {argv[0]}: error: {cause}", file=sys.stderr)
         return 1
     return 0
+
+
+def _root_cause(error: BaseException, kinds: tuple[type, ...]) -> BaseException | None:
+    """The first exception of ``kinds`` in ``error``'s cause/context chain (jsonargparse wraps
+    errors raised while instantiating classes), or None."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, kinds):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -70,15 +70,19 @@ def bare_step(model, batch):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="*", default=None, help="default: every pretrain config")
-    parser.add_argument("--data", default="data/synth", help="prepared dataset (default data/synth)")
+    parser.add_argument(
+        "--data", default="data/synth", help="prepared dataset (default data/synth)"
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="markdown results file")
     parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides")
     args = parser.parse_args()
     torch.manual_seed(0)
-    configs = [Path(c) for c in args.configs] if args.configs else sorted(
-        (REPO / "configs" / "pretrain").glob("*.yaml")
+    configs = (
+        [Path(c) for c in args.configs]
+        if args.configs
+        else sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
     )
     overrides = [f"--data.init_args.root={args.data}", "--data.init_args.num_workers=0"]
     overrides += args.overrides
@@ -92,7 +96,10 @@ def main() -> None:
         full = time_steps(full_step(model, batch, optimizer), args.repeats, args.warmup)
         bare = time_steps(bare_step(model, batch), args.repeats, args.warmup)
         rows.append((config.stem, list(model.heads), images, images / full, images / bare))
-        print(f"{config.stem}: {images / full:.1f} img/s vs bare {images / bare:.1f} img/s", flush=True)
+        print(
+            f"{config.stem}: {images / full:.1f} img/s vs bare {images / bare:.1f} img/s",
+            flush=True,
+        )
     lines = [
         "# Training-step throughput (images/s of view 0 frames)",
         "",

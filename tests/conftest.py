@@ -123,3 +123,20 @@ def prepared(tmp_path_factory) -> Callable[..., Path]:
 def flow_dataset(tmp_path_factory) -> Path:
     """6 subjects (folds 1-3), 2 videos of 12 frames each, 48 px, with DIS flow targets."""
     return write_prepared(tmp_path_factory.mktemp("flow_dataset"), flow=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """A tiny synthetic corpus: 6 identities (2 per fold) x 2 clips x 8 frames, 64 px, with flow."""
+    from aurep.synth import generate_corpus
+
+    return generate_corpus(
+        tmp_path_factory.mktemp("tiny_corpus") / "synth",
+        identities=6,
+        clips_per_identity=2,
+        frames=8,
+        size=64,
+        seed=0,
+        workers=1,
+        progress=False,
+    )

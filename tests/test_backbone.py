@@ -6,9 +6,7 @@ import torch
 from aurep.models import Backbone
 
 
-@pytest.mark.parametrize(
-    ("name", "kwargs"), [("test_resnet", {}), ("test_vit", {"img_size": 64})]
-)
+@pytest.mark.parametrize(("name", "kwargs"), [("test_resnet", {}), ("test_vit", {"img_size": 64})])
 def test_feature_map_and_pooled(name, kwargs):
     backbone = Backbone(name, levels=(-2, -1), **kwargs)
     out = backbone(torch.randn(2, 3, 64, 64))

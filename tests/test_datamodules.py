@@ -6,11 +6,13 @@ import cv2
 import numpy as np
 import pandas as pd
 import pytest
+import pytorch_lightning as pl
 import torch
 from conftest import template_landmarks
 
 from aurep.data.datamodules import AUDataModule, ClipDataModule
 from aurep.data.prepared import MANIFEST_FILE, DatasetError, PreparedDataset, PreparedDatasetWriter
+from aurep.data.transforms import DeviceAugment
 from aurep.synth.corpus import generate_corpus
 
 NO_AUGMENT = {"flip_prob": 0.0, "scale": 0.0, "rotation": 0.0, "translation": 0.0}
@@ -249,3 +251,49 @@ def test_datamodules_read_the_synthetic_corpus(tmp_path):
     frames = AUDataModule(str(root), fold=1, val_fraction=0.25, batch_size=4, num_workers=0)
     assert frames.num_aus == 15 and frames.pos_weight.shape == (15,)
     assert next(iter(frames.train_dataloader())).images.shape == (4, 3, 48, 48)
+
+
+class _RecordingModule(pl.LightningModule):
+    """Records what each step receives, trains one parameter."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(()))
+        self.seen = []
+
+    def _step(self, batch):
+        self.seen.append((self.trainer.training, batch.frames.dtype, batch.frames.mean().item()))
+        return (batch.frames.mean() * self.weight) ** 2 + self.weight**2
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch)
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_trainer_calls_the_datamodule_transfer_hook(prepared):
+    module = clip_module(prepared(), val_fraction=0.3, val_clips=4, clips_per_epoch=8)
+    model = _RecordingModule()
+    trainer = pl.Trainer(
+        max_epochs=2, accelerator="cpu", logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+    )  # fmt: skip
+    trainer.fit(model, datamodule=module)
+    assert [training for training, _, _ in model.seen] == [True, True, False] * 2
+    assert all(dtype == torch.float32 for _, dtype, _ in model.seen)
+    assert all(abs(mean) < 3 for _, _, mean in model.seen)  # normalised, not 0-255
+
+
+def test_device_colour_augment_is_shared_by_the_frames_of_a_view():
+    torch.manual_seed(0)
+    frame = torch.randint(0, 256, (1, 1, 3, 16, 16), dtype=torch.uint8)
+    frames = frame.expand(8, 4, 3, 16, 16).contiguous()  # 8 views of 4 identical frames
+    augment = DeviceAugment(jitter_prob=1.0, grayscale_prob=0.0)
+    jittered, plain = augment(frames, train=True), augment(frames, train=False)
+    torch.testing.assert_close(jittered, jittered[:, :1].expand_as(jittered))
+    assert not torch.allclose(jittered[0], jittered[1])
+    assert not torch.allclose(jittered, plain)

@@ -182,7 +182,9 @@ class PreparedDatasetWriter:
         save_array(directory / "landmarks.npy", landmarks)
         for name, array in (arrays or {}).items():
             if len(array) != length:
-                raise DatasetError(f"video {video}: array {name!r} has {len(array)} rows, not {length}")
+                raise DatasetError(
+                    f"video {video}: array {name!r} has {len(array)} rows, not {length}"
+                )
             save_array(directory / f"{name}.npy", np.asarray(array))
         save_parquet(directory / ROWS_FILE, rows)
         return rows

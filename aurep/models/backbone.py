@@ -47,7 +47,9 @@ class Backbone(nn.Module):
         if img_size is not None:
             timm_kwargs["img_size"] = img_size
         try:
-            self.model = timm.create_model(name, pretrained=pretrained, num_classes=0, **timm_kwargs)
+            self.model = timm.create_model(
+                name, pretrained=pretrained, num_classes=0, **timm_kwargs
+            )
         except RuntimeError as error:
             raise ValueError(f"timm cannot build backbone {name!r}: {error}") from None
         self.name = name

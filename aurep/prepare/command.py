@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flow.add_argument("--workers", type=int, default=2, help="parallel processes")
     flow.add_argument("--overwrite", action="store_true", help="recompute existing targets")
     flow.add_argument("--no-progress", dest="progress", action="store_false")
+    from aurep.datasets import add_prepare_steps  # videos, bp4d, disfa, gft
+
+    add_prepare_steps(steps)
 
 
 def _flow_done(path: Path, shape: tuple[int, ...]) -> bool:
@@ -99,6 +102,8 @@ def prepare_flow(
 
 
 def run(args: argparse.Namespace) -> int:
+    if hasattr(args, "run_step"):
+        return args.run_step(args)
     if args.step == "flow":
         done = prepare_flow(
             args.root,

@@ -71,7 +71,9 @@ class PretrainTask(pl.LightningModule):
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["temporal", "cross_identity", "inpainting", "flow"])
-        self.backbone = Backbone(backbone, levels=tuple(backbone_levels or (-1,)), img_size=img_size)
+        self.backbone = Backbone(
+            backbone, levels=tuple(backbone_levels or (-1,)), img_size=img_size
+        )
         slots = {
             "temporal": (temporal, temporal_weight),
             "cross_identity": (cross_identity, cross_identity_weight),
@@ -87,10 +89,14 @@ class PretrainTask(pl.LightningModule):
         self.au_head = (
             AUClassifier(self.backbone.num_features, num_aus) if au_weight > 0 and num_aus else None
         )
-        self.probe = AUClassifier(self.backbone.num_features, num_aus) if online_probe and num_aus else None
+        self.probe = (
+            AUClassifier(self.backbone.num_features, num_aus) if online_probe and num_aus else None
+        )
         self.probe_f1 = nn.ModuleDict(
             {
-                f"{stage}_f1": MultilabelF1Score(num_labels=num_aus, average="none", ignore_index=-1)
+                f"{stage}_f1": MultilabelF1Score(
+                    num_labels=num_aus, average="none", ignore_index=-1
+                )
                 for stage in (("train", "val") if self.probe is not None else ())
             }
         )
@@ -202,4 +208,7 @@ class PretrainTask(pl.LightningModule):
         if self.scheduler_factory is None:
             return optimizer
         scheduler = self.scheduler_factory(optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

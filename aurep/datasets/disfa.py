@@ -1,0 +1,120 @@
+"""``aurep prepare disfa``: DISFA (27 subjects, left camera) with AU intensities 0-5.
+
+Layout (METHOD.md section 5): videos ``<root>/Videos_LeftCamera/LeftVideoSN001_comp.avi`` and
+labels ``<root>/ActionUnit_Labels/SN001/SN001_au1.txt``, one file per AU, lines
+``frame,intensity`` with 1-based frame numbers (video frame 0 = label frame 1). Occurrence is
+intensity >= 2 (:data:`aurep.au.OCCURRENCE_THRESHOLD`); intensities are stored as ``AUxx_int``.
+Only the standard 8 AUs (:data:`aurep.au.DISFA_AUS`) are kept. A missing AU file leaves that AU
+unknown; malformed lines are skipped and reported. Folds: the standard 3-fold split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+
+from aurep.au import DISFA_AUS, OCCURRENCE_THRESHOLD
+from aurep.datasets.common import condense, empty_labels, fold_table
+from aurep.preprocess.jobs import (
+    FrameLabels,
+    VideoJob,
+    add_preprocess_arguments,
+    finish,
+    run_jobs,
+    settings_from_args,
+)
+
+HELP = "prepare DISFA (left-camera videos + ActionUnit_Labels, standard 3 folds)"
+FOLDS = fold_table(
+    "SN001 SN002 SN009 SN010 SN016 SN026 SN027 SN030 SN032",
+    "SN006 SN011 SN012 SN013 SN018 SN021 SN024 SN028 SN031",
+    "SN003 SN004 SN005 SN007 SN008 SN017 SN023 SN025 SN029",
+)
+_VIDEO = re.compile(r"^LeftVideo(SN\d{3})_comp\.avi$", re.IGNORECASE)
+
+
+def read_intensity_file(path: Path) -> tuple[dict[int, float], list[str]]:
+    """``frame,intensity`` lines -> ({frame: intensity}, problems naming malformed lines)."""
+    values, malformed = {}, []
+    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            frame_text, value_text = line.split(",")
+            frame, value = int(frame_text), float(value_text)
+            if not 0 <= value <= 5:
+                raise ValueError(f"intensity {value} outside 0-5")
+        except ValueError as error:
+            malformed.append(f"{path}: line {line_number}: malformed, skipped ({error})")
+            continue
+        values[frame] = value
+    return values, condense(malformed, path)
+
+
+def read_labels(folder: Path, subject: str, au_codes: tuple[int, ...]) -> FrameLabels:
+    """Intensity files ``folder/SUBJECT_auK.txt`` -> occurrence + intensity by frame number."""
+    if not folder.is_dir():
+        return empty_labels(
+            au_codes, f"label folder {folder} is missing: its frames are unlabelled", True
+        )
+    per_au, problems = {}, []
+    for code in au_codes:
+        path = folder / f"{subject}_au{code}.txt"
+        if path.is_file():
+            per_au[code], file_problems = read_intensity_file(path)
+            problems += file_problems
+        else:
+            problems.append(f"label file {path} is missing: AU{code} is unknown")
+    numbers = np.array(sorted({f for values in per_au.values() for f in values}), dtype=np.int64)
+    intensity = np.full((len(numbers), len(au_codes)), np.nan, dtype=np.float32)
+    for index, code in enumerate(au_codes):
+        for row, frame in enumerate(numbers):
+            intensity[row, index] = per_au.get(code, {}).get(int(frame), np.nan)
+    occurrence = np.where(np.isnan(intensity), -1, intensity >= OCCURRENCE_THRESHOLD)
+    return FrameLabels(au_codes, numbers, occurrence.astype(np.int8), intensity, problems)
+
+
+def discover(root: Path) -> list[VideoJob]:
+    videos_dir = root / "Videos_LeftCamera"
+    if not videos_dir.is_dir():
+        raise ValueError(f"{root}: no Videos_LeftCamera folder (is this the DISFA root?)")
+    jobs = []
+    for path in sorted(videos_dir.iterdir()):
+        match = _VIDEO.match(path.name)
+        if not match:
+            continue
+        subject = match.group(1).upper()
+        labels = partial(read_labels, root / "ActionUnit_Labels" / subject, subject, DISFA_AUS)
+        jobs.append(VideoJob(subject, subject, path, FOLDS.get(subject, 0), labels, 1))
+    if not jobs:
+        raise ValueError(f"{videos_dir}: no LeftVideoSNxxx_comp.avi videos found")
+    return jobs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--root", type=Path, required=True, help="DISFA root folder")
+    add_preprocess_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    jobs = discover(args.root)
+    meta = {
+        "au_codes": list(DISFA_AUS),
+        "source": "disfa",
+        "source_root": str(args.root.resolve()),
+        "occurrence_threshold": OCCURRENCE_THRESHOLD,
+    }
+    summary = run_jobs(
+        jobs,
+        args.out,
+        settings_from_args(args),
+        meta,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    return finish(summary, args.out, labelled=True)

@@ -1,0 +1,1 @@
+"""Inference: AU detection on videos and images with a trained detector."""

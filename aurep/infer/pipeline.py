@@ -1,0 +1,244 @@
+"""AU detection on a video, an image folder or an image, streamed with bounded memory.
+
+A producer thread decodes frames and finds and aligns faces (:class:`FacePreprocessor`); the
+calling thread batches the aligned crops (``batch_size``) through the detector, so decoding and
+face finding overlap with the model (PyAV, MediaPipe and PyTorch release the GIL). At most
+``queue_size`` aligned crops wait between the two; source frames are dropped once aligned.
+
+Output: one CSV row per frame with OpenFace-compatible columns ``frame`` (1-based), ``face_id``,
+``timestamp`` (s), ``confidence``, ``success``, ``AUxx_c`` (0/1, the detector's per-AU
+thresholds) and ``AUxx_p`` (probability); frames without a face have success 0 and empty AU
+cells. The CSV (and the optional ``.npy`` of pooled backbone features, NaN rows without a face)
+are written to temporary names and renamed when complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import queue
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+from aurep.au import au_column
+from aurep.preprocess.align import AlignedFace
+from aurep.preprocess.faces import FacePreprocessor
+from aurep.preprocess.video import is_image, iter_frames
+
+DEFAULT_SIZE = 112
+
+
+@dataclass
+class FaceResult:
+    """One input frame after face preprocessing (its pixels already dropped)."""
+
+    index: int
+    timestamp_ms: float
+    face: AlignedFace | None
+    confidence: float
+
+
+class AUPredictor:
+    """A trained :class:`~aurep.tasks.detector.AUDetector` for inference on aligned crops.
+
+    ``image_size``: the crop side the detector was trained on (the DataModule's ``image_size``
+    saved in the checkpoint, else None). ``thresholds``: per-AU decision thresholds.
+    """
+
+    def __init__(self, checkpoint: str | Path, device: str = "cpu"):
+        from aurep.tasks.detector import AUDetector
+
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise ValueError(f"{path}: no such checkpoint")
+        try:
+            stored = torch.load(path, map_location="cpu", weights_only=False)
+            model = AUDetector.load_from_checkpoint(path, map_location=device)
+        except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, TypeError) as error:
+            raise ValueError(f"{path}: not an AUDetector checkpoint ({error})") from None
+        self.model = model.eval().to(device)
+        self.device = torch.device(device)
+        self.au_codes: list[int] = list(model.au_codes)
+        self.num_features: int = model.backbone.num_features
+        self.thresholds = model.thresholds.detach().cpu().numpy()
+        data = stored.get("datamodule_hyper_parameters", {})
+        self.image_size: int | None = data.get("image_size") if isinstance(data, dict) else None
+        self._mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=self.device).view(1, 3, 1, 1)
+        self._std = torch.tensor(IMAGENET_DEFAULT_STD, device=self.device).view(1, 3, 1, 1)
+
+    @torch.inference_mode()
+    def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """crops: uint8 (B, S, S, 3) RGB -> (probabilities (B, A), pooled features (B, C))."""
+        images = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
+        pooled = self.model.backbone((images - self._mean) / self._std).pooled
+        probs = self.model.head(pooled).sigmoid()
+        return probs.float().cpu().numpy(), pooled.float().cpu().numpy()
+
+
+def face_results(source: Path, preprocessor: FacePreprocessor, fps: float) -> Iterator[FaceResult]:
+    """Aligned faces of every frame of ``source`` (a single image uses image mode)."""
+    mode = "image" if is_image(Path(source)) else None
+    frames = iter_frames(Path(source), fps)
+    for index, (frame, face) in enumerate(preprocessor.iter_aligned(frames, mode)):
+        yield FaceResult(index, frame.timestamp_ms, face, preprocessor.confidence(face))
+
+
+def in_background(items: Iterable, maxsize: int) -> Iterator:
+    """Iterate ``items`` in a producer thread, at most ``maxsize`` items ahead; exceptions of
+    the producer are raised here. Stopping early stops the producer."""
+    buffer: queue.Queue = queue.Queue(maxsize)
+    done, stop = object(), threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        buffer.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            buffer.put(done)
+        except BaseException as error:  # handed to the consumer
+            buffer.put(error)
+
+    thread = threading.Thread(target=produce, name="aurep-faces", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = buffer.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+
+
+def batches(items: Iterable, size: int) -> Iterator[list]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def rows_frame(
+    batch: list[FaceResult], probs: np.ndarray, thresholds: np.ndarray, au_codes: list[int]
+) -> pd.DataFrame:
+    """The CSV rows of one batch; ``probs`` (F, A) holds the rows of the F faces in order."""
+    found = np.array([r.face is not None for r in batch])
+    full = np.full((len(batch), len(au_codes)), np.nan, dtype=np.float32)
+    full[found] = probs
+    table = {
+        "frame": [r.index + 1 for r in batch],
+        "face_id": 0,
+        "timestamp": np.round([r.timestamp_ms / 1000.0 for r in batch], 3),
+        "confidence": np.round([r.confidence for r in batch], 3),
+        "success": found.astype(np.int8),
+    }
+    occurrence = (full >= thresholds).astype(np.int8)
+    for index, code in enumerate(au_codes):
+        table[f"{au_column(code)}_c"] = pd.Series(occurrence[:, index], dtype="Int8").mask(~found)
+    for index, code in enumerate(au_codes):
+        table[f"{au_column(code)}_p"] = full[:, index]
+    return pd.DataFrame(table)
+
+
+@dataclass
+class InferSummary:
+    frames: int = 0
+    faces: int = 0
+    seconds: float = 0.0
+    model_seconds: float = 0.0
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds if self.seconds else 0.0
+
+
+def infer(
+    source: Path,
+    predictor: AUPredictor,
+    out: Path,
+    *,
+    embeddings: Path | None = None,
+    batch_size: int = 32,
+    preprocessor: FacePreprocessor | None = None,
+    fps: float = 30.0,
+    queue_size: int = 64,
+    progress=None,
+) -> InferSummary:
+    """Detect AUs in every frame of ``source``; write ``out`` (CSV) and optionally
+    ``embeddings`` (float32 (N, C) ``.npy``). ``progress``: optional tqdm bar (frames)."""
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    preprocessor = preprocessor or FacePreprocessor(predictor.image_size or DEFAULT_SIZE)
+    out, summary, start = Path(out), InferSummary(), time.perf_counter()
+    tmp_csv = out.with_name(f".{out.name}.tmp")
+    tmp_raw = embeddings.with_name(f".{embeddings.name}.raw") if embeddings else None
+    try:
+        with contextlib.ExitStack() as files:
+            handle = files.enter_context(open(tmp_csv, "w", newline=""))
+            features = files.enter_context(open(tmp_raw, "wb")) if tmp_raw else None
+            results = in_background(face_results(source, preprocessor, fps), queue_size)
+            for batch in batches(results, batch_size):
+                crops = [r.face.image for r in batch if r.face is not None]
+                probs = np.zeros((0, len(predictor.au_codes)), np.float32)
+                pooled = None
+                if crops:
+                    tick = time.perf_counter()
+                    probs, pooled = predictor(np.stack(crops))
+                    summary.model_seconds += time.perf_counter() - tick
+                frame = rows_frame(batch, probs, predictor.thresholds, predictor.au_codes)
+                frame.to_csv(handle, header=summary.frames == 0, index=False, float_format="%.4f")
+                if features is not None:
+                    features.write(_feature_rows(batch, pooled, predictor.num_features).tobytes())
+                summary.frames += len(batch)
+                summary.faces += len(crops)
+                if progress is not None:
+                    progress.update(len(batch))
+        if summary.frames == 0:
+            raise ValueError(f"{source}: no frames")
+        if embeddings is not None:
+            _raw_to_npy(tmp_raw, embeddings, summary.frames, predictor.num_features)
+        os.replace(tmp_csv, out)
+    finally:
+        for path in (tmp_csv, tmp_raw):
+            if path is not None and path.exists():
+                path.unlink()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _feature_rows(batch: list[FaceResult], pooled: np.ndarray | None, width: int) -> np.ndarray:
+    """(len(batch), C) float32 features, NaN rows for frames without a face."""
+    rows = np.full((len(batch), width), np.nan, dtype=np.float32)
+    found = [i for i, r in enumerate(batch) if r.face is not None]
+    if found:
+        rows[found] = pooled
+    return rows
+
+
+def _raw_to_npy(raw: Path, target: Path, frames: int, width: int, chunk: int = 4096) -> None:
+    """Raw float32 rows -> ``target`` .npy (frames, width), copied in chunks (bounded memory)."""
+    data = np.memmap(raw, dtype=np.float32, mode="r", shape=(frames, width))
+    tmp = target.with_name(f".{target.name}.tmp")
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(frames, width))
+    for begin in range(0, frames, chunk):
+        array[begin : begin + chunk] = data[begin : begin + chunk]
+    array.flush()
+    del array, data
+    os.replace(tmp, target)

@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: W&B sweep files (configs/sweeps) expanded and run locally."""
