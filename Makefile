@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 # Verified set: CUDA builds of torch/torchvision run fine on CPU-only machines.
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+# mediapipe's own requirements pull the GUI OpenCV over opencv-python-headless: install it alone.
+MEDIAPIPE := mediapipe==1.2.2
 SYNTH_DIR := data/synth
 
 .PHONY: install test lint format demo synth contact-sheet benchmarks clean
@@ -16,6 +18,7 @@ $(BIN)/aurep: pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q $(TORCH_PINS)
 	$(PIP) install -q -e ".[dev]" $(TORCH_PINS)
+	$(PIP) install -q --no-deps $(MEDIAPIPE)
 	touch $(BIN)/aurep
 
 test: install

@@ -25,6 +25,7 @@ COMMANDS = {
     "contact-sheet": "aurep.synth.sheet_command",
     "prepare": "aurep.prepare.command",
     "cv": "aurep.evaluation.command",
+    "infer": "aurep.infer.command",
 }
 
 

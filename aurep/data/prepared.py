@@ -101,7 +101,9 @@ class PreparedDatasetWriter:
         try:
             (self.root / VIDEOS_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as error:
-            raise DatasetError(f"{self.root}: cannot create output directory ({error.strerror})")
+            raise DatasetError(
+                f"{self.root}: cannot create output directory ({error.strerror})"
+            ) from None
         if not os.access(self.root, os.W_OK):
             raise DatasetError(f"{self.root}: output directory is not writable")
         (self.root / META_FILE).unlink(missing_ok=True)  # incomplete until finalize()

@@ -26,7 +26,7 @@ from aurep.heads import (
     TemporalContrastiveHead,
     masked_bce,
 )
-from aurep.heads.base import ClipFeatures, SSLHead
+from aurep.heads.base import ClipFeatures
 from aurep.models.backbone import Backbone
 
 
@@ -187,9 +187,9 @@ class PretrainTask(pl.LightningModule):
             head.on_train_batch_end(self.backbone)
 
     def _log_probe(self, stage: str) -> None:
-        metric = self.probe_f1[f"{stage}_f1"] if f"{stage}_f1" in self.probe_f1 else None
-        if metric is None or not metric.update_count:
+        if self.probe is None or not self.probe_f1[f"{stage}_f1"].update_count:
             return
+        metric = self.probe_f1[f"{stage}_f1"]
         per_au = metric.compute()
         metric.reset()
         for code, value in zip(self.au_codes, per_au, strict=True):
