@@ -26,6 +26,7 @@ COMMANDS = {
     "prepare": "aurep.prepare.command",
     "cv": "aurep.evaluation.command",
     "infer": "aurep.infer.command",
+    "sweep": "aurep.sweeps.command",
 }
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pytorch_lightning import LightningDataModule, LightningModule
 from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
+from aurep.callbacks import LoggedConfigCallback
+
 
 class AurepCLI(LightningCLI):
     """LightningCLI with ``class_path`` models and DataModules and overwritable saved configs.
@@ -17,6 +19,7 @@ class AurepCLI(LightningCLI):
         kwargs.setdefault("subclass_mode_model", True)
         kwargs.setdefault("subclass_mode_data", True)
         kwargs.setdefault("save_config_kwargs", {"overwrite": True})
+        kwargs.setdefault("save_config_callback", LoggedConfigCallback)
         super().__init__(LightningModule, LightningDataModule, args=args, **kwargs)
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:

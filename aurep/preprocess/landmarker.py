@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import signal
 import sys
+import threading
 from functools import cache
 from pathlib import Path
 
@@ -33,6 +35,15 @@ def _verified_model(path: Path) -> bytes:
     if digest != MODEL_SHA256:
         raise ValueError(f"{path}: sha256 {digest} != expected {MODEL_SHA256} (corrupted copy?)")
     return data
+
+
+def _ignore_profiling_signal() -> None:
+    """MediaPipe's worker threads arm per-thread SIGPROF timers after setting SIGPROF to SIG_IGN
+    behind Python's back; code that later restores Python's cached handler (Lightning's signal
+    connector does, for every signal) would reset it to SIG_DFL and the next tick kills the
+    process ("Profiling timer expired"). Setting SIG_IGN through Python keeps both views equal."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGPROF, signal.SIG_IGN)
 
 
 @contextlib.contextmanager
@@ -82,6 +93,7 @@ class FaceLandmarker:
             min_face_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
+        _ignore_profiling_signal()
         with _quiet_stderr():  # MediaPipe's C++ start-up chatter
             self._task = vision.FaceLandmarker.create_from_options(options)
         self._last_timestamp = -1

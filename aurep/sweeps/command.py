@@ -31,6 +31,7 @@ HELP = "run a W&B sweep file (configs/sweeps/*.yaml) locally and tabulate its me
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = "%(prog)s [options] FILE [-- LightningCLI overrides]"
     parser.add_argument("file", type=Path, help="sweep file in W&B's format")
     parser.add_argument("--max-runs", type=int, default=None,
                         help="run at most this many (grid: the first ones; random: draws)")  # fmt: skip
@@ -94,7 +95,7 @@ def checkpoint_override(config: dict[str, Any], run_dir: Path) -> list[str]:
     return []
 
 
-def run_command(sweep: Sweep, params: dict[str, Any], index: int, args) -> tuple[list[str], Path]:
+def prepare_run(sweep: Sweep, params: dict[str, Any], index: int, args) -> tuple[list[str], Path]:
     """The checked argv of run ``index`` and its directory."""
     run_dir = (args.out / f"run{index:03d}").resolve()
     own = logger_overrides(run_dir, args.logger, args.online, sweep, index)
@@ -131,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     args.out = args.out or Path("runs", "sweeps", sweep.name)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = expand(sweep, args.max_runs, args.seed)
-    commands = [run_command(sweep, params, i, args) for i, params in enumerate(runs)]
+    commands = [prepare_run(sweep, params, i, args) for i, params in enumerate(runs)]
     (args.out / "commands.txt").write_text("".join(shlex.join(c) + "\n" for c, _ in commands))
     print(f"{sweep.name}: {len(runs)} runs ({sweep.method}), commands in {args.out}/commands.txt")
     if args.dry_run:
@@ -140,8 +141,12 @@ def run(args: argparse.Namespace) -> int:
     for i, (params, (argv, run_dir)) in enumerate(zip(runs, commands, strict=True)):
         start = time.monotonic()
         code = execute(argv, run_dir)
-        value = run_metrics(run_dir).get(sweep.metric, math.nan) if code == 0 else math.nan
-        status = "ok" if code == 0 else f"failed ({code}, see log.txt)"
+        value, status = math.nan, "ok" if code == 0 else f"failed ({code}, see log.txt)"
+        if code == 0:
+            try:
+                value = run_metrics(run_dir).get(sweep.metric, math.nan)
+            except ValueError as error:
+                status = f"metrics unreadable: {error}"
         rows.append({"run": run_dir.name, "status": status, sweep.metric: value, **params})
         print(f"[{i + 1}/{len(runs)}] {run_dir.name} {status} {sweep.metric}={value:.4g} "
               f"({time.monotonic() - start:.0f} s)", flush=True)  # fmt: skip
