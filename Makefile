@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 MEDIAPIPE := mediapipe==1.2.2
 SYNTH_DIR := data/synth
 
-.PHONY: install test lint format demo synth contact-sheet benchmarks clean
+.PHONY: install test lint format demo synth benchmark-quality clean
 
 install: $(BIN)/aurep
 
@@ -39,6 +39,10 @@ synth: $(SYNTH_DIR)/meta.json
 
 demo: synth
 	$(BIN)/aurep fit --config configs/pretrain/all.yaml
+
+# About an hour on 2 CPU cores: pretrains every config, then linear probes (benchmarks/quality.py).
+benchmark-quality: synth
+	$(BIN)/python benchmarks/quality.py --out benchmarks/results/quality.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -20,9 +20,7 @@ from aurep.datasets.common import fold_table, read_occurrence_csv
 from aurep.preprocess.jobs import (
     VideoJob,
     add_preprocess_arguments,
-    finish,
-    run_jobs,
-    settings_from_args,
+    prepare_from_args,
 )
 
 HELP = "prepare BP4D (frames + AUCoding/AU_OCC labels, standard 3 folds)"
@@ -72,13 +70,4 @@ def run(args: argparse.Namespace) -> int:
     if unassigned:
         print(f"warning: subjects outside the standard folds get fold 0: {unassigned}")
     meta = {"au_codes": list(BP4D_AUS), "source": "bp4d", "source_root": str(args.root.resolve())}
-    summary = run_jobs(
-        jobs,
-        args.out,
-        settings_from_args(args),
-        meta,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        progress=args.progress,
-    )
-    return finish(summary, args.out, labelled=True)
+    return prepare_from_args(jobs, args, meta)

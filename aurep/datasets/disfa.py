@@ -23,9 +23,7 @@ from aurep.preprocess.jobs import (
     FrameLabels,
     VideoJob,
     add_preprocess_arguments,
-    finish,
-    run_jobs,
-    settings_from_args,
+    prepare_from_args,
 )
 
 HELP = "prepare DISFA (left-camera videos + ActionUnit_Labels, standard 3 folds)"
@@ -108,13 +106,4 @@ def run(args: argparse.Namespace) -> int:
         "source_root": str(args.root.resolve()),
         "occurrence_threshold": OCCURRENCE_THRESHOLD,
     }
-    summary = run_jobs(
-        jobs,
-        args.out,
-        settings_from_args(args),
-        meta,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        progress=args.progress,
-    )
-    return finish(summary, args.out, labelled=True)
+    return prepare_from_args(jobs, args, meta)

@@ -27,9 +27,7 @@ from aurep.datasets.common import read_occurrence_csv
 from aurep.preprocess.jobs import (
     VideoJob,
     add_preprocess_arguments,
-    finish,
-    run_jobs,
-    settings_from_args,
+    prepare_from_args,
 )
 from aurep.preprocess.video import image_files, is_video
 
@@ -101,13 +99,4 @@ def run(args: argparse.Namespace) -> int:
         "source_root": str(args.root.resolve()),
         "folds": {"1": "official test subjects", "2": "official train subjects"},
     }
-    summary = run_jobs(
-        jobs,
-        args.out,
-        settings_from_args(args),
-        meta,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        progress=args.progress,
-    )
-    return finish(summary, args.out, labelled=True)
+    return prepare_from_args(jobs, args, meta)

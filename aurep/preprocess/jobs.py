@@ -366,3 +366,18 @@ def finish(summary: Summary, root: Path, labelled: bool) -> int:
         return 1
     print(f"prepared dataset: {root}")
     return 0
+
+
+def prepare_from_args(jobs: Sequence[VideoJob], args: argparse.Namespace, meta: dict) -> int:
+    """Run ``jobs`` with the options of :func:`add_preprocess_arguments`, print the summary and
+    return the exit status (labels are summarised when ``meta`` names AU codes)."""
+    summary = run_jobs(
+        jobs,
+        args.out,
+        settings_from_args(args),
+        meta,
+        workers=args.workers,
+        overwrite=args.overwrite,
+        progress=args.progress,
+    )
+    return finish(summary, args.out, labelled=bool(meta["au_codes"]))

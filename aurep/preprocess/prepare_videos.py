@@ -17,9 +17,7 @@ from pathlib import Path
 from aurep.preprocess.jobs import (
     VideoJob,
     add_preprocess_arguments,
-    finish,
-    run_jobs,
-    settings_from_args,
+    prepare_from_args,
 )
 from aurep.preprocess.video import is_image, is_video
 
@@ -62,13 +60,4 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     jobs = discover(args.src)
     meta = {"au_codes": [], "source": "videos", "source_root": str(args.src.resolve())}
-    summary = run_jobs(
-        jobs,
-        args.out,
-        settings_from_args(args),
-        meta,
-        workers=args.workers,
-        overwrite=args.overwrite,
-        progress=args.progress,
-    )
-    return finish(summary, args.out, labelled=False)
+    return prepare_from_args(jobs, args, meta)
