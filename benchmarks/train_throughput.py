@@ -33,16 +33,18 @@ def build(config: Path, overrides: list[str]):
     return cli.model, batch
 
 
-def time_steps(step, repeats: int, warmup: int) -> float:
-    """Median seconds of ``step()`` over ``repeats`` calls after ``warmup`` calls."""
+def time_pair(first, second, repeats: int, warmup: int) -> tuple[float, float]:
+    """Median seconds of ``first()`` and ``second()``, alternated so both see the same load."""
     for _ in range(warmup):
-        step()
-    times = []
+        first()
+        second()
+    times: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    return sorted(times)[len(times) // 2]
+        for step, bucket in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            step()
+            bucket.append(time.perf_counter() - start)
+    return tuple(sorted(bucket)[len(bucket) // 2] for bucket in times)
 
 
 def full_step(model, batch, optimizer):
@@ -73,7 +75,7 @@ def main() -> None:
     parser.add_argument(
         "--data", default="data/synth", help="prepared dataset (default data/synth)"
     )
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--out", type=Path, default=None, help="markdown results file")
     parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides")
@@ -93,8 +95,9 @@ def main() -> None:
         images = batch.batch_size * batch.clip_length
         optimizer = model.configure_optimizers()
         optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
-        full = time_steps(full_step(model, batch, optimizer), args.repeats, args.warmup)
-        bare = time_steps(bare_step(model, batch), args.repeats, args.warmup)
+        full, bare = time_pair(
+            full_step(model, batch, optimizer), bare_step(model, batch), args.repeats, args.warmup
+        )
         rows.append((config.stem, list(model.heads), images, images / full, images / bare))
         print(
             f"{config.stem}: {images / full:.1f} img/s vs bare {images / bare:.1f} img/s",

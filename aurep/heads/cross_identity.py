@@ -46,9 +46,9 @@ class CrossIdentityReconstructionHead(SSLHead):
     clip: MLP on the pooled features averaged over the T frames -> (B, id_dim). Decoder
     :class:`FaceDecoder` renders ``render_size`` px faces. Losses:
 
-    - ``self``: L1 between G(au_A,t, id_A) and frame t of view 0 area-downsampled to
-      ``render_size`` (all T frames; no extra backbone pass);
-    - ``cross``: for ``frames_per_clip`` random frames t per clip, x' = G(au_A,t, id_B)
+    - ``self``: for ``frames_per_clip`` random frames t per clip, L1 between G(au_A,t, id_A)
+      and frame t of view 0 area-downsampled to ``render_size`` (no extra backbone pass);
+    - ``cross``: for the same frames, x' = G(au_A,t, id_B)
       (B = ``batch.partner``) is bilinearly upsampled to the input size and re-encoded with the
       online backbone; ``au(x')`` must match au_A,t and ``id(x')`` (identity MLP on x' alone)
       must match id_B. The real-image codes are the detached targets (``detach_targets``),
@@ -60,8 +60,8 @@ class CrossIdentityReconstructionHead(SSLHead):
         hidden_dim: hidden width of both code MLPs.
         decoder_width: channels of the decoder's upsample blocks.
         render_size: side of the rendered face, pixels; 4 * 2**k.
-        frames_per_clip: frames per clip rendered across identity and re-encoded (extra
-            backbone images per step = B * frames_per_clip).
+        frames_per_clip: frames per clip rendered (self and across identity) and re-encoded
+            (extra backbone images per step = B * frames_per_clip).
         self_weight, cross_au_weight, cross_id_weight, cycle_weight: loss weights.
         code_distance: ``cosine`` (1 - cos) or ``mse`` between codes.
         detach_targets: stop gradients through the real-image codes used as targets.
@@ -118,14 +118,13 @@ class CrossIdentityReconstructionHead(SSLHead):
         identity = self.id_encoder(pooled.mean(dim=1))  # (B, id_dim)
 
         frames = batch.frames[:, 0]  # (B, T, 3, H, W)
-        small = F.interpolate(frames.flatten(0, 1), size=self.render_size, mode="area")
-        rendered = self.decoder(au.flatten(0, 1), identity.repeat_interleave(length, dim=0))
-        terms = {"self": F.l1_loss(rendered, small)}
-
         picked = torch.randperm(length, device=pooled.device)[: self.frames_per_clip]
         count = len(picked)
+        small = F.interpolate(frames[:, picked].flatten(0, 1), size=self.render_size, mode="area")
         au_a = au[:, picked].flatten(0, 1)  # (B * k, au_dim)
+        id_a = identity.repeat_interleave(count, dim=0)
         id_b = identity[batch.partner].repeat_interleave(count, dim=0)
+        terms = {"self": F.l1_loss(self.decoder(au_a, id_a), small)}
         swapped = self.decoder(au_a, id_b)
         swapped_full = F.interpolate(
             swapped, size=frames.shape[-2:], mode="bilinear", align_corners=False
@@ -140,11 +139,7 @@ class CrossIdentityReconstructionHead(SSLHead):
             self.id_encoder(swapped_pooled), targets_id, self.distance
         )
         if self.weights["cycle"] > 0:
-            id_a = identity.repeat_interleave(count, dim=0)
-            cycled = self.decoder(au_swapped, id_a)
-            terms["cycle"] = F.l1_loss(
-                cycled, small.view(batch_size, length, *small.shape[1:])[:, picked].flatten(0, 1)
-            )
+            terms["cycle"] = F.l1_loss(self.decoder(au_swapped, id_a), small)
         loss = sum(self.weights[name] * value for name, value in terms.items())
         logs = {f"cir/{name}": value.detach() for name, value in terms.items()}
         logs["cir/loss"] = loss.detach()
