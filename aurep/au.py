@@ -37,10 +37,3 @@ def au_column(code: int) -> str:
 def au_intensity_column(code: int) -> str:
     """Intensity column name for an AU code: 12 -> 'AU12_int'."""
     return f"{au_column(code)}_int"
-
-
-def parse_au_column(name: str) -> int:
-    """Inverse of :func:`au_column`: 'AU01' -> 1. Raises ValueError on anything else."""
-    if len(name) != 4 or not name.startswith("AU") or not name[2:].isdigit():
-        raise ValueError(f"not an AU occurrence column: {name!r}")
-    return int(name[2:])

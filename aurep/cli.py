@@ -2,7 +2,7 @@
 
 Lightning subcommands take YAML configs (``aurep fit --config configs/pretrain/all.yaml``) with
 ``class_path``/``init_args`` for the model and the data; overrides follow the config
-(``--model.init_args.lr=1e-3``). aurep's own subcommands (``synth`` ...) are plain argparse
+(``--model.init_args.optimizer.init_args.lr=1e-3``). aurep's own subcommands (``synth`` ...) are plain argparse
 commands registered in :data:`COMMANDS`; each module provides ``HELP``, ``add_arguments(parser)``
 and ``run(args) -> int``.
 """

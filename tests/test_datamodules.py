@@ -172,6 +172,18 @@ def test_clip_validation_identities_are_held_out(prepared):
     assert torch.equal(val[0].frames, again[0].frames)  # fixed validation clips
 
 
+def test_clip_module_can_leave_out_whole_folds(prepared):
+    root = prepared()
+    module = clip_module(root, val_fraction=0.3, exclude_folds=[2])
+    manifest = module.dataset.manifest
+    fold_two = set(manifest.loc[manifest["fold"] == 2, "subject"])
+    assert fold_two and not fold_two & set(module.train_subjects + module.val_subjects)
+    labels = manifest[manifest["subject"].isin(module.train_subjects)][module.dataset.label_columns]
+    assert module.pos_weight.shape == (labels.shape[1],)
+    with pytest.raises(DatasetError, match="fold 7 has no subject"):
+        clip_module(root, exclude_folds=[7])
+
+
 def test_au_folds_are_subject_exclusive_and_validation_avoids_test(prepared):
     subjects = {f"S{i}": 1 + i % 3 for i in range(12)}
     root = prepared(subjects=subjects, videos_per_subject=1, length=6)
@@ -222,7 +234,10 @@ def test_au_rows_and_pos_weight(prepared):
         axis=1
     )
     assert len(train) == usable.sum()
-    expected = (labels == 0).sum(0) / np.maximum((labels == 1).sum(0), 1)
+    positives, negatives = (labels == 1).sum(0), (labels == 0).sum(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        expected = np.where(positives > 0, negatives / positives, 100.0)  # clamped: never positive
+    expected = np.clip(expected, 0.01, 100.0)
     torch.testing.assert_close(module.pos_weight, torch.tensor(expected, dtype=torch.float32))
     assert module.val_dataloader() == []
 

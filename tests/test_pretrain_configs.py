@@ -74,3 +74,20 @@ def test_missing_dataset_is_one_line(tmp_path, monkeypatch, capsys):
     config = REPO / "configs" / "pretrain" / "flow.yaml"
     assert fit(config, tmp_path / "nowhere", "--trainer.max_epochs=1") == 1
     assert "nowhere: no such dataset directory" in capsys.readouterr().err.splitlines()[-1]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("config", "override", "message"),
+    [
+        ("temporal", "--data.init_args.num_views=1", "num_views >= 2"),
+        ("inpainting", "--data.init_args.roi_aus=[1,2]", "num_rois=30 but the DataModule gives 4"),
+    ],
+)
+def test_data_the_heads_cannot_use_is_refused_in_one_line(
+    config, override, message, tiny_corpus, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    path = REPO / "configs" / "pretrain" / f"{config}.yaml"
+    assert fit(path, tiny_corpus, "--trainer.max_epochs=1", override) == 1
+    assert message in capsys.readouterr().err.splitlines()[-1]

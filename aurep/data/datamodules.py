@@ -28,6 +28,7 @@ from aurep.data.prepared import DatasetError, PreparedDataset
 from aurep.data.rois import roi_names
 from aurep.data.samplers import IdentityBatchSampler
 from aurep.data.transforms import DeviceAugment, GeometricAugment
+from aurep.heads.losses import pos_weight_from_labels
 
 
 def check_video_files(dataset: PreparedDataset, videos: Sequence[str], arrays: Sequence[str]):
@@ -95,6 +96,9 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         val_fraction: share of identities held out for validation (at least 2 when > 0).
         train_subjects / val_subjects: explicit identity lists instead of ``val_fraction``.
         exclude_subjects: identities never used (e.g. kept for the AU quality benchmark).
+        exclude_folds: folds (manifest ``fold`` column) whose subjects are never used: set it to
+            the test fold of a later ``aurep cv`` when pretraining with AU labels
+            (``au_weight > 0``), so that no test subject's labels are seen.
         require_flow: fail unless every video has flow targets (flow heads need them); without
             it flow is loaded whenever all videos have it.
         seed: seed of the split, the clip sampling and the CPU augmentation.
@@ -125,6 +129,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         train_subjects: list[str] | None = None,
         val_subjects: list[str] | None = None,
         exclude_subjects: list[str] | None = None,
+        exclude_folds: list[int] | None = None,
         require_flow: bool = False,
         seed: int = 0,
     ):
@@ -138,9 +143,11 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         self.roi_aus = list(SYNTH_AUS if roi_aus is None else roi_aus)
         self.roi_names = roi_names(self.roi_aus)
         self.use_flow = self._flow_available(require_flow)
+        excluded = list(exclude_subjects or []) + self._fold_subjects(exclude_folds or [])
         self.train_subjects, self.val_subjects = self._split(
-            train_subjects, val_subjects, exclude_subjects, val_fraction
+            train_subjects, val_subjects, excluded, val_fraction
         )
+        self.pos_weight = self._pos_weight(self.train_subjects)
         subjects = sorted(set(self.dataset.video_subjects.values()))
         self.identities = {subject: number for number, subject in enumerate(subjects)}
         arrays = ["frames", "landmarks"] + (["flow"] if self.use_flow else [])
@@ -150,6 +157,28 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             image_size or self.dataset.image_size, flip_prob, scale, rotation, translation
         )
         self.device_augment = DeviceAugment(colour_jitter, jitter_prob, grayscale_prob)
+
+    def _fold_subjects(self, folds: Sequence[int]) -> list[str]:
+        """Subjects of the manifest's ``folds``; DatasetError for a fold with no subject."""
+        manifest = self.dataset.manifest
+        subjects = []
+        for fold in folds:
+            chosen = manifest.loc[manifest["fold"] == fold, "subject"].astype(str).unique()
+            if len(chosen) == 0:
+                raise DatasetError(f"{self.dataset.root}: fold {fold} has no subject to exclude")
+            subjects += sorted(chosen)
+        return subjects
+
+    def _pos_weight(self, subjects: Sequence[str]) -> torch.Tensor | None:
+        """(A,) negatives / positives per AU over the training subjects' known labels."""
+        if not self.au_codes:
+            return None
+        manifest = self.dataset.manifest
+        labels = manifest.loc[
+            manifest["subject"].astype(str).isin(subjects), self.dataset.label_columns
+        ]
+        labels = torch.as_tensor(labels.to_numpy(), dtype=torch.float32)
+        return pos_weight_from_labels(labels, labels != -1)
 
     def _flow_available(self, require: bool) -> bool:
         videos = self.dataset.videos
@@ -296,8 +325,8 @@ class AUDataModule(_DeviceBatchHook, LightningDataModule):
         sample = sample_label_fraction(train_subjects.reset_index(drop=True), label_fraction, seed)
         self.rows["train"] = self.rows["train"][sample]
         labels = manifest[self.dataset.label_columns].to_numpy()[self.rows["train"]]
-        positives, negatives = (labels == 1).sum(0), (labels == 0).sum(0)
-        self.pos_weight = torch.tensor(negatives / np.maximum(positives, 1), dtype=torch.float32)
+        labels = torch.as_tensor(labels, dtype=torch.float32)
+        self.pos_weight = pos_weight_from_labels(labels, labels != -1)
         size = image_size or self.dataset.image_size
         self.train_geometry = GeometricAugment(size, flip_prob, scale, rotation, translation)
         self.eval_geometry = GeometricAugment(size)

@@ -14,10 +14,11 @@ import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
 from torch import nn
-from torchmetrics.classification import MultilabelF1Score
 
 from aurep.au import au_column
 from aurep.data.batch import ClipBatch
+from aurep.data.datamodules import ClipDataModule
+from aurep.data.prepared import DatasetError
 from aurep.heads import (
     AUClassifier,
     CrossIdentityReconstructionHead,
@@ -27,6 +28,7 @@ from aurep.heads import (
     masked_bce,
 )
 from aurep.heads.base import ClipFeatures
+from aurep.metrics import AUDetectionMetrics
 from aurep.models.backbone import Backbone
 
 
@@ -92,11 +94,9 @@ class PretrainTask(pl.LightningModule):
         self.probe = (
             AUClassifier(self.backbone.num_features, num_aus) if online_probe and num_aus else None
         )
-        self.probe_f1 = nn.ModuleDict(
+        self.probe_scores = nn.ModuleDict(
             {
-                f"{stage}_f1": MultilabelF1Score(
-                    num_labels=num_aus, average="none", ignore_index=-1
-                )
+                f"{stage}_scores": AUDetectionMetrics(self.au_codes, auc=False)
                 for stage in (("train", "val") if self.probe is not None else ())
             }
         )
@@ -106,29 +106,37 @@ class PretrainTask(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
 
-    @property
-    def enabled_heads(self) -> list[str]:
-        return list(self.heads)
-
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
-        if datamodule is None:
-            return
-        self._check_data(datamodule)
+        if isinstance(datamodule, ClipDataModule):
+            self._check_data(datamodule)
         pos_weight = getattr(datamodule, "pos_weight", None)
         if pos_weight is not None and len(pos_weight) == len(self.au_codes):
             self.au_pos_weight.copy_(torch.as_tensor(pos_weight, dtype=torch.float32))
 
-    def _check_data(self, datamodule: pl.LightningDataModule) -> None:
+    def _check_data(self, datamodule: ClipDataModule) -> None:
+        """Refuse data the enabled heads cannot use, before the first step (one-line errors)."""
+        root = datamodule.dataset.root
         needs_flow = [name for name, head in self.heads.items() if head.needs_flow]
-        if needs_flow and hasattr(datamodule, "has_flow") and not datamodule.has_flow:
-            raise ValueError(
-                f"head(s) {needs_flow} need flow targets but {datamodule.root} has none: "
-                f"run `aurep prepare flow {datamodule.root}`"
+        if needs_flow and not datamodule.use_flow:
+            raise DatasetError(
+                f"head(s) {needs_flow} need flow targets but {root} has none: "
+                f"run `aurep prepare flow {root}` (or set data.init_args.require_flow=true)"
             )
         views = max((head.min_views for head in self.heads.values()), default=1)
-        if getattr(datamodule, "num_views", views) < views:
-            raise ValueError(f"the enabled heads need num_views >= {views} in the DataModule")
+        if datamodule.hparams.num_views < views:
+            raise DatasetError(
+                f"the enabled heads need data.init_args.num_views >= {views}, "
+                f"got {datamodule.hparams.num_views}"
+            )
+        for head in self.heads.values():
+            if isinstance(head, RoIInpaintingHead) and head.num_rois != len(datamodule.roi_names):
+                raise DatasetError(
+                    f"the inpainting head has num_rois={head.num_rois} but the DataModule gives "
+                    f"{len(datamodule.roi_names)} RoIs (2 per AU of data.init_args.roi_aus)"
+                )
+        if self.hparams.au_weight > 0 and not datamodule.au_codes:
+            raise DatasetError(f"au_weight > 0 but {root} has no AU labels: set au_weight=0")
 
     def encode_clips(self, batch: ClipBatch) -> ClipFeatures:
         """Backbone features of view 0: maps (B, T, C, h, w) and pooled (B, T, C)."""
@@ -170,8 +178,9 @@ class PretrainTask(pl.LightningModule):
                 probe_loss = masked_bce(probe_logits, labels, mask, self.au_pos_weight)
                 total = total + probe_loss  # detached input: trains the probe only
                 logs["probe/loss"] = probe_loss.detach()
-                target = torch.where(mask, labels.long(), torch.full_like(labels.long(), -1))
-                self.probe_f1[f"{stage}_f1"].update(probe_logits.detach().sigmoid(), target)
+                self.probe_scores[f"{stage}_scores"].update(
+                    probe_logits.detach().sigmoid(), labels, mask
+                )
         self.log_dict({f"{stage}/{k}": v for k, v in logs.items()}, batch_size=batch.batch_size)
         self.log(f"{stage}/loss", total.detach(), prog_bar=True, batch_size=batch.batch_size)
         return total
@@ -183,18 +192,24 @@ class PretrainTask(pl.LightningModule):
         self._shared_step(batch, "val")
 
     def on_train_batch_end(self, outputs, batch, batch_idx: int) -> None:
+        """Momentum/queue updates once per optimiser step (not per accumulated micro-batch)."""
+        accumulate = self.trainer.accumulate_grad_batches if self._trainer is not None else 1
+        if (batch_idx + 1) % accumulate:
+            return
         for head in self.heads.values():
             head.on_train_batch_end(self.backbone)
 
     def _log_probe(self, stage: str) -> None:
-        if self.probe is None or not self.probe_f1[f"{stage}_f1"].update_count:
+        """Per-AU probe F1 (NaN for an AU without positives) and its mean over defined AUs."""
+        if self.probe is None or not self.probe_scores[f"{stage}_scores"].num_updates:
             return
-        metric = self.probe_f1[f"{stage}_f1"]
-        per_au = metric.compute()
-        metric.reset()
-        for code, value in zip(self.au_codes, per_au, strict=True):
-            self.log(f"{stage}/probe_f1/{au_column(code)}", value)
-        self.log(f"{stage}/probe_f1_mean", per_au.mean(), prog_bar=stage == "val")
+        metrics = self.probe_scores[f"{stage}_scores"]
+        scores = metrics.compute(warn=False)  # undefined AUs are common on small val sets
+        metrics.reset()
+        for code, value in zip(self.au_codes, scores.f1, strict=True):
+            self.log(f"{stage}/probe_f1/{au_column(code)}", float(value))
+        if scores.num_defined:
+            self.log(f"{stage}/probe_f1_mean", scores.mean_f1, prog_bar=stage == "val")
 
     def on_train_epoch_end(self) -> None:
         self._log_probe("train")
