@@ -206,10 +206,16 @@ class PretrainTask(pl.LightningModule):
         metrics = self.probe_scores[f"{stage}_scores"]
         scores = metrics.compute(warn=False)  # undefined AUs are common on small val sets
         metrics.reset()
+        # torchmetrics already reduced the counts over ranks: the sync averages equal values
         for code, value in zip(self.au_codes, scores.f1, strict=True):
-            self.log(f"{stage}/probe_f1/{au_column(code)}", float(value))
+            self.log(f"{stage}/probe_f1/{au_column(code)}", float(value), sync_dist=True)
         if scores.num_defined:
-            self.log(f"{stage}/probe_f1_mean", scores.mean_f1, prog_bar=stage == "val")
+            self.log(
+                f"{stage}/probe_f1_mean",
+                scores.mean_f1,
+                prog_bar=stage == "val",
+                sync_dist=True,
+            )
 
     def on_train_epoch_end(self) -> None:
         self._log_probe("train")
