@@ -125,6 +125,20 @@ def flow_dataset(tmp_path_factory) -> Path:
     return write_prepared(tmp_path_factory.mktemp("flow_dataset"), flow=True)
 
 
+TINY_FIT = [
+    "--model.init_args.backbone=test_resnet",
+    "--data.init_args.image_size=32",
+    "--data.init_args.batch_size=4",
+    "--data.init_args.num_workers=0",
+    "--data.init_args.val_clips=4",
+    "--trainer.accelerator=cpu",
+    "--trainer.enable_progress_bar=false",
+    "--trainer.enable_model_summary=false",
+    "--trainer.log_every_n_steps=1",
+]
+"""LightningCLI overrides that shrink any pretraining config to a few tiny steps on CPU."""
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory) -> Path:
     """A tiny synthetic corpus: 6 identities (2 per fold) x 2 clips x 8 frames, 64 px, with flow."""

@@ -4,23 +4,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_FIT
 
 from aurep.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
-TINY = [
-    "--model.init_args.backbone=test_resnet",
-    "--data.init_args.image_size=32",
-    "--data.init_args.batch_size=4",
-    "--data.init_args.num_workers=0",
-    "--data.init_args.clips_per_epoch=8",
-    "--data.init_args.val_clips=4",
-    "--trainer.accelerator=cpu",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-    "--trainer.log_every_n_steps=1",
-]
+TINY = [*TINY_FIT, "--data.init_args.clips_per_epoch=8"]
 
 
 def fit(config: Path, corpus: Path, *extra: str) -> int:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import TINY_FIT
 from wandb.sdk.launch.sweeps.utils import create_sweep_command_args
 
 from aurep.sweeps import command as sweep_command
@@ -17,18 +18,7 @@ from aurep.sweeps.spec import command, expand, load_sweep, sample, wandb_args
 
 REPO = Path(__file__).resolve().parents[1]
 SWEEPS = sorted((REPO / "configs" / "sweeps").glob("*.yaml"))
-TINY = [
-    "--model.init_args.backbone=test_resnet",
-    "--data.init_args.image_size=32",
-    "--data.init_args.batch_size=4",
-    "--data.init_args.num_workers=0",
-    "--data.init_args.clips_per_epoch=4",
-    "--data.init_args.val_clips=4",
-    "--trainer.max_epochs=1",
-    "--trainer.accelerator=cpu",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-]
+TINY = [*TINY_FIT, "--data.init_args.clips_per_epoch=4", "--trainer.max_epochs=1"]
 
 
 def write_sweep(tmp_path: Path, text: str) -> Path:

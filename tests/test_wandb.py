@@ -7,24 +7,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import TINY_FIT
 
 from aurep.callbacks import LoggedConfigCallback
 from aurep.sweeps.results import read_wandb_run, run_metrics, wandb_run_dirs
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = [
-    "--model.init_args.backbone=test_resnet",
-    "--data.init_args.image_size=32",
-    "--data.init_args.batch_size=4",
-    "--data.init_args.num_workers=0",
-    "--data.init_args.clips_per_epoch=8",
-    "--data.init_args.val_clips=4",
-    "--trainer.max_epochs=1",
-    "--trainer.log_every_n_steps=1",
-    "--trainer.accelerator=cpu",
-    "--trainer.enable_progress_bar=false",
-    "--trainer.enable_model_summary=false",
-]
+TINY = [*TINY_FIT, "--data.init_args.clips_per_epoch=8", "--trainer.max_epochs=1"]
 
 
 @pytest.fixture
