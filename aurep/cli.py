@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 LIGHTNING_COMMANDS = {
     "fit": "train a model (pretraining or AU detection) from a YAML config",
@@ -57,15 +60,15 @@ def run_command(name: str, argv: Sequence[str]) -> int:
 
 
 def run_lightning(argv: Sequence[str]) -> int:
-    """Run LightningCLI (fit/validate/test/predict) on ``argv``; data and loss errors: one line."""
-    from aurep.data.prepared import DatasetError
+    """Run LightningCLI (fit/validate/test/predict) on ``argv``; aurep's own errors (bad data,
+    bad config values, non-finite losses) are printed as one line with exit status 1."""
     from aurep.lightning_cli import AurepCLI
 
     from_command_line = list(argv) == sys.argv[1:]  # LightningCLI warns when given both
     try:
         AurepCLI(args=None if from_command_line else list(argv))
     except Exception as error:
-        cause = _root_cause(error, (DatasetError, FloatingPointError))
+        cause = _user_error(error)
         if cause is None:
             raise
         print(f"aurep {argv[0]}: error: {cause}", file=sys.stderr)
@@ -73,12 +76,21 @@ def run_lightning(argv: Sequence[str]) -> int:
     return 0
 
 
-def _root_cause(error: BaseException, kinds: tuple[type, ...]) -> BaseException | None:
-    """The first exception of ``kinds`` in ``error``'s cause/context chain (jsonargparse wraps
-    errors raised while instantiating classes), or None."""
+def _raised_by_aurep(error: BaseException) -> bool:
+    """Whether ``error`` was raised in aurep's own code (its messages are meant for users)."""
+    frame = error.__traceback__
+    while frame is not None and frame.tb_next is not None:
+        frame = frame.tb_next
+    return frame is not None and frame.tb_frame.f_code.co_filename.startswith(_PACKAGE_DIR)
+
+
+def _user_error(error: BaseException) -> BaseException | None:
+    """The first user-facing error in ``error``'s cause/context chain (jsonargparse wraps errors
+    raised while instantiating classes): a ValueError (DatasetError included) or
+    FloatingPointError raised by aurep itself. None for anything else (a real traceback)."""
     seen = set()
     while error is not None and id(error) not in seen:
-        if isinstance(error, kinds):
+        if isinstance(error, (ValueError, FloatingPointError)) and _raised_by_aurep(error):
             return error
         seen.add(id(error))
         error = error.__cause__ or error.__context__

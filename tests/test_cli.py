@@ -34,3 +34,21 @@ def test_python_dash_m_and_console_script_agree():
         [sys.executable, "-m", "aurep", "--help"], capture_output=True, text=True, check=True
     )
     assert "synth" in module.stdout and "fit" in module.stdout
+
+
+def test_bad_config_value_is_one_line(capsys, tiny_corpus, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "temporal.yaml"
+    code = main(
+        [
+            "fit",
+            f"--config={config}",
+            f"--data.init_args.root={tiny_corpus}",
+            "--model.init_args.temporal.init_args.temperature=-1",
+        ]
+    )
+    assert code == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("aurep fit: error: TemporalContrastiveHead needs temperature > 0")

@@ -144,3 +144,15 @@ def test_background_iteration_propagates_errors_and_stops_early():
     iterator.close()  # the producer stops instead of running to the end
     assert len(produced) < 100
     assert [len(b) for b in batches(range(7), 3)] == [3, 3, 1]
+
+
+def test_alignment_defaults_come_from_the_training_data(checkpoint, tmp_path):
+    stored = torch.load(checkpoint, weights_only=False)
+    assert AUPredictor(checkpoint).alignment == {}  # no dataset recorded: built-in defaults
+    root = tmp_path / "prepared"
+    root.mkdir()
+    (root / "meta.json").write_text('{"preprocess": {"margin": 0.35, "points": "eyes"}}')
+    stored["datamodule_hyper_parameters"] = {"image_size": SIZE, "root": str(root)}
+    other = tmp_path / "detector.ckpt"
+    torch.save(stored, other)
+    assert AUPredictor(other).alignment == {"margin": 0.35, "points": "eyes"}

@@ -177,7 +177,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         labels = manifest.loc[
             manifest["subject"].astype(str).isin(subjects), self.dataset.label_columns
         ]
-        labels = torch.as_tensor(labels.to_numpy(), dtype=torch.float32)
+        labels = torch.tensor(labels.to_numpy(), dtype=torch.float32)
         return pos_weight_from_labels(labels, labels != -1)
 
     def _flow_available(self, require: bool) -> bool:

@@ -26,9 +26,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--size", type=int, help=f"crop side (default: the checkpoint's, else {DEFAULT_SIZE})"
     )
     parser.add_argument(
-        "--margin", type=float, default=0.2, help="crop margin (as used to prepare the data)"
+        "--margin",
+        type=float,
+        help="crop margin (default: the one the training data was prepared with, else 0.2)",
     )
-    parser.add_argument("--align-points", choices=sorted(ALIGN_POINTS), default="rigid")
+    parser.add_argument(
+        "--align-points",
+        choices=sorted(ALIGN_POINTS),
+        help="alignment points (default: the training data's, else rigid)",
+    )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of image folders")
     parser.add_argument("--device", default="cpu", help="torch device for the model")
     parser.add_argument("--no-progress", dest="progress", action="store_false")
@@ -41,7 +47,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--embeddings {args.embeddings}: must end in .npy")
     predictor = AUPredictor(args.ckpt, args.device)
     size = args.size or predictor.image_size or DEFAULT_SIZE
-    preprocessor = FacePreprocessor(size, args.margin, args.align_points)
+    margin = args.margin if args.margin is not None else predictor.alignment.get("margin", 0.2)
+    points = args.align_points or predictor.alignment.get("points", "rigid")
+    preprocessor = FacePreprocessor(size, margin, points)
     with tqdm(desc="infer", unit="frame", disable=not args.progress, file=sys.stderr) as bar:
         summary = infer(
             args.input,

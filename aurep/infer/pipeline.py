@@ -15,6 +15,7 @@ are written to temporary names and renamed when complete.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 import queue
@@ -31,6 +32,7 @@ import torch
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from aurep.au import au_column
+from aurep.data.prepared import META_FILE
 from aurep.preprocess.align import AlignedFace
 from aurep.preprocess.faces import FacePreprocessor
 from aurep.preprocess.video import is_image, iter_frames
@@ -48,11 +50,24 @@ class FaceResult:
     confidence: float
 
 
+def _preprocess_settings(root: str | None) -> dict:
+    """The "preprocess" entry of a prepared dataset's meta.json ({} if unavailable)."""
+    meta = Path(root) / META_FILE if root else None
+    if meta is None or not meta.is_file():
+        return {}
+    try:
+        return dict(json.loads(meta.read_text()).get("preprocess", {}))
+    except (json.JSONDecodeError, OSError):
+        return {}
+
+
 class AUPredictor:
     """A trained :class:`~aurep.tasks.detector.AUDetector` for inference on aligned crops.
 
     ``image_size``: the crop side the detector was trained on (the DataModule's ``image_size``
-    saved in the checkpoint, else None). ``thresholds``: per-AU decision thresholds.
+    saved in the checkpoint, else None). ``alignment``: the ``margin``/``points`` the training
+    data was prepared with (its ``meta.json`` "preprocess" entry, if that dataset is still
+    there; else empty). ``thresholds``: per-AU decision thresholds.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
@@ -72,7 +87,9 @@ class AUPredictor:
         self.num_features: int = model.backbone.num_features
         self.thresholds = model.thresholds.detach().cpu().numpy()
         data = stored.get("datamodule_hyper_parameters", {})
-        self.image_size: int | None = data.get("image_size") if isinstance(data, dict) else None
+        data = data if isinstance(data, dict) else {}
+        self.image_size: int | None = data.get("image_size")
+        self.alignment: dict = _preprocess_settings(data.get("root"))
         self._mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=self.device).view(1, 3, 1, 1)
         self._std = torch.tensor(IMAGENET_DEFAULT_STD, device=self.device).view(1, 3, 1, 1)
 
