@@ -71,7 +71,7 @@ def test_missing_dataset_is_one_line(tmp_path, monkeypatch, capsys):
     ("config", "override", "message"),
     [
         ("temporal", "--data.init_args.num_views=1", "num_views >= 2"),
-        ("inpainting", "--data.init_args.roi_aus=[1,2]", "num_rois=30 but the DataModule gives 4"),
+        ("inpainting", "--data.init_args.roi_aus=[1,2]", "num_rois=24 but the DataModule gives 4"),
     ],
 )
 def test_data_the_heads_cannot_use_is_refused_in_one_line(
