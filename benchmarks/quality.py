@@ -33,6 +33,7 @@ from aurep.au import au_column
 from aurep.cli import main as aurep_main
 from aurep.data.folds import fold_split, sample_label_fraction
 from aurep.data.prepared import PreparedDataset
+from aurep.embeddings import load_backbone
 from aurep.heads import AUClassifier, masked_bce, pos_weight_from_labels
 from aurep.metrics import AUDetectionMetrics, AUScores
 from aurep.models import Backbone
@@ -77,20 +78,9 @@ def pretrain(name: str, corpus: Path, work: Path, budget: float, excluded: list[
 
 
 def backbone_from(checkpoint: Path | None, name: str, seed: int) -> Backbone:
-    """The pretrained backbone of a PretrainTask checkpoint, or a random one (``None``)."""
+    """The pretrained backbone of a PretrainTask checkpoint, or a random ``name`` (``None``)."""
     torch.manual_seed(seed)
-    if checkpoint is None:
-        return Backbone(name)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=False)
-    hparams = state["hyper_parameters"]
-    backbone = Backbone(hparams["backbone"], img_size=hparams.get("img_size"))
-    weights = {
-        k.removeprefix("backbone."): v
-        for k, v in state["state_dict"].items()
-        if k.startswith("backbone.")
-    }
-    backbone.load_state_dict(weights)
-    return backbone
+    return Backbone(name) if checkpoint is None else load_backbone(checkpoint)[0]
 
 
 @torch.no_grad()
