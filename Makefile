@@ -38,7 +38,7 @@ $(SYNTH_DIR)/meta.json: | install
 synth: $(SYNTH_DIR)/meta.json
 
 demo: synth
-	$(BIN)/aurep fit --config configs/pretrain/all.yaml
+	$(BIN)/aurep fit --config configs/pretrain/base.yaml --config configs/pretrain/all.yaml
 
 # About an hour on 2 CPU cores: pretrains every config, then linear probes (benchmarks/quality.py).
 benchmark-quality: synth

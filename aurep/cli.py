@@ -1,6 +1,7 @@
 """The ``aurep`` command: LightningCLI's fit/validate/test/predict plus aurep's own subcommands.
 
-Lightning subcommands take YAML configs (``aurep fit --config configs/pretrain/all.yaml``) with
+Lightning subcommands take YAML configs (``aurep fit --config configs/pretrain/base.yaml
+--config configs/pretrain/all.yaml``) with
 ``class_path``/``init_args`` for the model and the data; overrides follow the config
 (``--model.init_args.optimizer.init_args.lr=1e-3``). aurep's own subcommands (``synth`` ...) are plain argparse
 commands registered in :data:`COMMANDS`; each module provides ``HELP``, ``add_arguments(parser)``

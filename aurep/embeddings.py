@@ -1,6 +1,7 @@
 """Frame embeddings of a trained backbone and how person-independent they are.
 
-:func:`extract_embeddings` runs a checkpoint's backbone over a prepared dataset (pooled features
+:func:`extract_embeddings` runs a backbone (from a checkpoint:
+:func:`~aurep.models.checkpoints.load_backbone`) over a prepared dataset (pooled features
 per frame, with AU labels, subject, video and frame index). :func:`person_independence` asks
 two k-nearest-neighbour questions of the embedding space (cosine similarity):
 
@@ -18,7 +19,6 @@ person). The notebook ``notebooks/embeddings.ipynb`` plots these embeddings.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -27,10 +27,12 @@ from sklearn.metrics import f1_score
 from torch.utils.data import DataLoader
 
 from aurep.au import au_column
+from aurep.data.images import normalise
 from aurep.data.labelled import LabelledFrameDataset, collate_frames
 from aurep.data.prepared import PreparedDataset
-from aurep.data.transforms import DeviceAugment, GeometricAugment
+from aurep.data.transforms import GeometricAugment
 from aurep.models.backbone import Backbone
+from aurep.models.checkpoints import load_backbone  # noqa: F401 (re-export for benchmarks/quality.py)
 
 
 @dataclass
@@ -53,33 +55,6 @@ class Embeddings:
         return len(self.features)
 
 
-def load_backbone(checkpoint: str | Path) -> tuple[Backbone, dict]:
-    """The backbone of a PretrainTask or AUDetector checkpoint (eval mode) and the checkpoint's
-    DataModule hyperparameters (``{}`` if none). ValueError naming the file when it holds no
-    usable backbone. Checkpoints are pickles: load only your own."""
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise ValueError(f"checkpoint {path} does not exist")
-    state = torch.load(path, map_location="cpu", weights_only=False)
-    hparams = state.get("hyper_parameters", {})
-    if "backbone" not in hparams:
-        raise ValueError(f"{path}: no 'backbone' hyperparameter; not an aurep model checkpoint")
-    backbone = Backbone(hparams["backbone"], img_size=hparams.get("img_size"))
-    weights = {
-        key.removeprefix("backbone."): value
-        for key, value in state.get("state_dict", {}).items()
-        if key.startswith("backbone.")
-    }
-    try:
-        backbone.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[:2]
-        raise ValueError(
-            f"{path}: backbone weights do not fit {hparams['backbone']}: {first}"
-        ) from None
-    return backbone.eval(), dict(state.get("datamodule_hyper_parameters", {}))
-
-
 @torch.no_grad()
 def extract_embeddings(
     backbone: Backbone,
@@ -91,8 +66,8 @@ def extract_embeddings(
 ) -> Embeddings:
     """Pooled features of every ``frame_step``-th frame of every video with a detected face.
 
-    Frames are resized to ``image_size`` px (default: the dataset's) and ImageNet-normalised,
-    with no augmentation.
+    Frames take the evaluation path: resized to ``image_size`` px (default: the dataset's) by
+    :func:`~aurep.data.images.resize_frames`, then ImageNet-normalised; no augmentation.
     """
     if frame_step < 1:
         raise ValueError(f"frame_step must be >= 1, got {frame_step}")
@@ -103,12 +78,10 @@ def extract_embeddings(
         raise ValueError(f"{dataset.root}: no frames with a detected face to embed")
     frames = LabelledFrameDataset(dataset, rows, GeometricAugment(image_size or dataset.image_size))
     loader = DataLoader(frames, batch_size=batch_size, collate_fn=collate_frames)
-    normalise = DeviceAugment((0.0, 0.0, 0.0, 0.0), 0.0, 0.0).to(device)
     backbone = backbone.to(device).eval()
     features = []
     for batch in loader:
-        images = normalise(batch.images.to(device)[:, None], train=False)[:, 0]
-        features.append(backbone(images).pooled.float().cpu())
+        features.append(backbone(normalise(batch.images.to(device))).pooled.float().cpu())
     return Embeddings(
         features=torch.cat(features).numpy(),
         labels=frames.labels,

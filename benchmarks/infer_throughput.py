@@ -32,8 +32,8 @@ import torch
 
 from aurep.au import BP4D_AUS
 from aurep.infer.pipeline import AUPredictor, infer
-from aurep.preprocess.faces import FacePreprocessor
-from aurep.preprocess.video import encode_video, iter_frames
+from aurep.prepare.faces.preprocessor import FacePreprocessor
+from aurep.prepare.frames import encode_video, iter_frames
 from aurep.tasks.detector import AUDetector
 
 

@@ -1,7 +1,9 @@
 """Training-step throughput of every pretraining config against the bare backbone, in one run.
 
-For each config under configs/pretrain/ the model and DataModule are built exactly as
-``aurep fit --config`` builds them (plus the overrides given here); one batch is drawn and reused.
+For each pretraining fragment (configs/pretrain/heads/*.yaml, clp, rtatl, all) the model and
+DataModule are built exactly as ``aurep fit --config configs/pretrain/base.yaml --config FRAGMENT``
+builds them (plus the overrides given here), agree on the data contract as in ``Trainer.fit``,
+and one batch is drawn and reused.
 Reported: images/s of the full training step (forward of every head, backward, optimiser step,
 momentum/queue updates) and of a bare backbone forward + backward + step on the same B x T frames
 of view 0; their ratio is the number to read (goal for all.yaml: >= 0.5).
@@ -21,12 +23,19 @@ import torch
 from aurep.lightning_cli import AurepCLI
 
 REPO = Path(__file__).resolve().parents[1]
+PRETRAIN = REPO / "configs" / "pretrain"
+FRAGMENTS = [
+    *sorted(PRETRAIN.glob("heads/*.yaml")),
+    *(PRETRAIN / f"{n}.yaml" for n in ("clp", "rtatl", "all")),
+]
 
 
 def build(config: Path, overrides: list[str]):
-    cli = AurepCLI(args=["--config", str(config), *overrides], run=False)
+    args = ["--config", str(PRETRAIN / "base.yaml"), "--config", str(config), *overrides]
+    cli = AurepCLI(args=args, run=False)
     datamodule = cli.datamodule
     datamodule.setup("fit")
+    cli.model.model.attach(datamodule.provide(cli.model.model.needs()))
     batch = next(iter(datamodule.train_dataloader()))
     datamodule.trainer = None
     batch = datamodule.on_after_batch_transfer(batch, 0)
@@ -52,7 +61,7 @@ def full_step(model, batch, optimizer):
         optimizer.zero_grad(set_to_none=True)
         model.training_step(batch, 0).backward()
         optimizer.step()
-        model.on_train_batch_end(None, batch, 0)
+        model.model.after_optimizer_step()
 
     return step
 
@@ -71,7 +80,7 @@ def bare_step(model, batch):
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", nargs="*", default=None, help="default: every pretrain config")
+    parser.add_argument("--configs", nargs="*", default=None, help="default: every fragment")
     parser.add_argument(
         "--data", default="data/synth", help="prepared dataset (default data/synth)"
     )
@@ -81,11 +90,7 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*", help="extra LightningCLI overrides")
     args = parser.parse_args()
     torch.manual_seed(0)
-    configs = (
-        [Path(c) for c in args.configs]
-        if args.configs
-        else sorted((REPO / "configs" / "pretrain").glob("*.yaml"))
-    )
+    configs = [Path(c) for c in args.configs] if args.configs else FRAGMENTS
     overrides = [f"--data.init_args.root={args.data}", "--data.init_args.num_workers=0"]
     overrides += args.overrides
     rows = []
@@ -98,7 +103,7 @@ def main() -> None:
         full, bare = time_pair(
             full_step(model, batch, optimizer), bare_step(model, batch), args.repeats, args.warmup
         )
-        rows.append((config.stem, list(model.heads), images, images / full, images / bare))
+        rows.append((config.stem, list(model.model.heads), images, images / full, images / bare))
         print(
             f"{config.stem}: {images / full:.1f} img/s vs bare {images / bare:.1f} img/s",
             flush=True,

@@ -13,9 +13,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
+import torch.nn.functional as F
 
+from aurep.data.batch import ClipBatch, ClipSpec
 from aurep.data.flow import video_flow_targets
 from aurep.data.prepared import PreparedDatasetWriter
+from aurep.heads import ClipFeatures
 
 TEMPLATE_AUS = (1, 2, 4, 12)
 
@@ -154,3 +158,39 @@ def tiny_corpus(tmp_path_factory) -> Path:
         workers=1,
         progress=False,
     )
+
+
+# ---------------------------------------------------------------- random head batches
+
+B, V, T, SIZE, R, GRID = 4, 2, 3, 64, 6, 8
+
+
+def smooth_flow(g: torch.Generator) -> torch.Tensor:
+    """(B, V, T, 2, GRID, GRID) smooth random motion fields, pixels."""
+    coarse = torch.randn(B * V * T, 2, 2, 2, generator=g)
+    fine = F.interpolate(coarse, size=GRID, mode="bilinear", align_corners=True)
+    return fine.view(B, V, T, 2, GRID, GRID)
+
+
+def make_batch(seed: int = 0, flow: bool = True) -> ClipBatch:
+    """Random clips with R square RoIs of 12-20 px per frame."""
+    g = torch.Generator().manual_seed(seed)
+    corner = torch.rand(B, V, T, R, 2, generator=g) * (SIZE - 24)
+    side = 12 + torch.rand(B, V, T, R, 1, generator=g) * 8
+    return ClipBatch(
+        frames=torch.randn(B, V, T, 3, SIZE, SIZE, generator=g),
+        landmarks=torch.rand(B, V, T, 68, 2, generator=g) * SIZE,
+        rois=torch.cat([corner, corner + side], dim=-1),
+        identity=torch.arange(B),
+        partner=torch.arange(B).roll(1),
+        flow=smooth_flow(g) if flow else None,
+    )
+
+
+SPEC = ClipSpec(clip_length=T, image_size=SIZE, num_rois=R, max_views=V, has_flow=True)
+"""What :func:`make_batch` clips give, as a DataModule would tell the heads."""
+
+
+def features_of(backbone, batch: ClipBatch) -> ClipFeatures:
+    """View 0's shared features, as the multitask model computes them."""
+    return ClipFeatures.encode(backbone, batch.frames[:, 0])

@@ -12,10 +12,10 @@ import pytest
 from test_preprocess import face_clip
 
 from aurep.data.prepared import DatasetError, PreparedDataset
-from aurep.datasets import bp4d, disfa, gft
-from aurep.datasets.common import read_occurrence_csv
-from aurep.preprocess.jobs import FrameLabels, attach_labels
-from aurep.preprocess.video import encode_video
+from aurep.prepare.converters import bp4d, disfa, gft
+from aurep.prepare.converters.common import read_occurrence_csv
+from aurep.prepare.frames import encode_video
+from aurep.prepare.jobs import FrameLabels, attach_labels
 
 
 def run_adapter(module, *argv: str) -> int:
@@ -75,7 +75,7 @@ def test_bp4d_adapter(tmp_path, capsys):
     lines.insert(2, "2445,1,oops")
     (labels / "F001_T1.csv").write_text("\n".join(lines) + "\n")  # F003_T2.csv is missing
     out = tmp_path / "out"
-    assert run_adapter(bp4d, "--root", str(root), "--out", str(out)) == 0
+    assert run_adapter(bp4d, str(root), "--out", str(out)) == 0
     captured = capsys.readouterr()
     assert "F001_T1.csv: line 3: malformed" in captured.err
     assert "F003_T2.csv is missing" in captured.err
@@ -107,7 +107,7 @@ def test_disfa_adapter(tmp_path, capsys):
         text = "\n".join(f"{frame},{value}" for frame, value in enumerate(values, start=1))
         (labels / f"SN001_au{code}.txt").write_text(text + ("\n3;2\n" if code == 12 else "\n"))
     out = tmp_path / "out"
-    assert run_adapter(disfa, "--root", str(root), "--out", str(out)) == 0
+    assert run_adapter(disfa, str(root), "--out", str(out)) == 0
     captured = capsys.readouterr()
     assert "SN001_au12.txt: line 6: malformed" in captured.err
     assert "SN001_au26.txt is missing: AU26 is unknown" in captured.err
@@ -133,7 +133,7 @@ def test_gft_adapter(tmp_path, capsys):
     (root / "AUCoding" / "002B.csv").write_text("frame,AU01\n0,1\n1,0\n")
     (root / "split.csv").write_text("subject,split\n001A,train\n002B,test\n")
     out = tmp_path / "out"
-    assert run_adapter(gft, "--root", str(root), "--out", str(out)) == 0
+    assert run_adapter(gft, str(root), "--out", str(out)) == 0
     dataset = PreparedDataset(out)
     assert dataset.au_codes == list(gft.GFT_AUS)
     first = dataset.video_rows("001A")
@@ -143,13 +143,13 @@ def test_gft_adapter(tmp_path, capsys):
     assert "1 frames without labels" in capsys.readouterr().out
     (root / "split.csv").write_text("001A,maybe\n")
     with pytest.raises(DatasetError, match="split.csv: line 1"):
-        run_adapter(gft, "--root", str(root), "--out", str(tmp_path / "o2"))
+        run_adapter(gft, str(root), "--out", str(tmp_path / "o2"))
 
 
 def test_adapters_reject_wrong_roots(tmp_path):
     with pytest.raises(ValueError, match="no BP4D frame folders"):
-        run_adapter(bp4d, "--root", str(tmp_path), "--out", str(tmp_path / "o"))
+        run_adapter(bp4d, str(tmp_path), "--out", str(tmp_path / "o"))
     with pytest.raises(ValueError, match="Videos_LeftCamera"):
-        run_adapter(disfa, "--root", str(tmp_path), "--out", str(tmp_path / "o"))
+        run_adapter(disfa, str(tmp_path), "--out", str(tmp_path / "o"))
     with pytest.raises(ValueError, match="split file"):
-        run_adapter(gft, "--root", str(tmp_path), "--out", str(tmp_path / "o"))
+        run_adapter(gft, str(tmp_path), "--out", str(tmp_path / "o"))

@@ -40,15 +40,50 @@ def test_bad_config_value_is_one_line(capsys, tiny_corpus, tmp_path, monkeypatch
     from pathlib import Path
 
     monkeypatch.chdir(tmp_path)
-    config = Path(__file__).resolve().parents[1] / "configs" / "pretrain" / "temporal.yaml"
+    configs = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
     code = main(
         [
             "fit",
-            f"--config={config}",
+            f"--config={configs / 'base.yaml'}",
+            f"--config={configs / 'heads' / 'temporal.yaml'}",
             f"--data.init_args.root={tiny_corpus}",
-            "--model.init_args.temporal.init_args.temperature=-1",
+            "--model.init_args.heads.temporal.init_args.temperature=-1",
         ]
     )
     assert code == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("aurep fit: error: TemporalContrastiveHead needs temperature > 0")
+
+
+def test_prepare_help_lists_every_step(capsys):
+    from aurep.prepare.command import PREPARE_STEPS
+
+    assert list(PREPARE_STEPS) == ["videos", "bp4d", "disfa", "gft", "flow"]
+    with pytest.raises(SystemExit):
+        main(["prepare", "--help"])
+    out = capsys.readouterr().out
+    assert all(f"    {step} " in out for step in PREPARE_STEPS)
+
+
+@pytest.mark.parametrize(
+    ("step", "source"),
+    [("videos", "SRC"), ("bp4d", "SRC"), ("disfa", "SRC"), ("gft", "SRC"), ("flow", "DIR")],
+)
+def test_prepare_step_help_shows_its_input_and_defaults(step, source, capsys):
+    with pytest.raises(SystemExit):
+        main(["prepare", step, "--help"])
+    out = capsys.readouterr().out
+    assert f"\n  {source} " in out  # the positional input
+    assert "(default: dis)" in out and "(default: True)" in out
+    assert ("--out DIR" in out) == (step != "flow")
+
+
+def test_prepare_steps_take_their_input_as_the_positional_argument(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "bp4d", "--root", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert "unrecognized arguments: --root" in capsys.readouterr().err  # the old flag
+    with pytest.raises(SystemExit) as exit_info:
+        main(["prepare", "bp4d", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert f"aurep prepare: error: {tmp_path}: no BP4D frame folders" in capsys.readouterr().err

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from conftest import template_landmarks
 
+from aurep.data.batch import BatchNeeds
 from aurep.data.datamodules import AUDataModule, ClipDataModule
 from aurep.data.prepared import MANIFEST_FILE, DatasetError, PreparedDataset, PreparedDatasetWriter
 from aurep.data.transforms import DeviceAugment
@@ -151,9 +152,10 @@ def test_short_video_and_missing_flow_are_clear_errors(prepared):
     root = prepared(length=6)
     with pytest.raises(DatasetError, match=r"video S0_v0 has 6 frames, shorter than one clip"):
         clip_module(root, clip_length=4, stride=2)
-    with pytest.raises(DatasetError, match=r"has no flow targets: run `aurep prepare flow"):
-        clip_module(root, require_flow=True)
-    assert clip_module(root).use_flow is False
+    module = clip_module(root)
+    assert module.has_flow is False and batches(module, 1)[0].flow is None
+    with pytest.raises(DatasetError, match=r"flow head needs .* run `aurep prepare flow"):
+        module.provide({"flow": BatchNeeds(flow=True)})
 
 
 def test_clip_validation_identities_are_held_out(prepared):
@@ -259,7 +261,8 @@ def test_datamodules_read_the_synthetic_corpus(tmp_path):
         tmp_path / "synth", identities=6, clips_per_identity=1, frames=8, size=48,
         workers=1, progress=False,
     )  # fmt: skip
-    clips = clip_module(root, require_flow=True, image_size=32, val_fraction=0.3, val_clips=4)
+    clips = clip_module(root, image_size=32, val_fraction=0.3, val_clips=4)
+    clips.provide({"tcl": BatchNeeds(views=2), "flow": BatchNeeds(flow=True)})
     batch = clips.on_after_batch_transfer(batches(clips, 1)[0], 0)
     assert batch.flow.shape == (4, 2, 4, 2, 28, 28) and batch.labels.shape == (4, 4, 15)
     assert torch.isfinite(batch.frames).all() and batch.label_mask.all()

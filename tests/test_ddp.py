@@ -26,7 +26,7 @@ class RankStateDump(Callback):
         self.start: dict[str, torch.Tensor] = {}
 
     def setup(self, trainer, pl_module, stage: str) -> None:
-        queue = pl_module.heads["temporal"].queue
+        queue = pl_module.model.heads["temporal"].queue
         enqueue = queue.enqueue
 
         def recording_enqueue(keys: torch.Tensor) -> None:
@@ -39,7 +39,7 @@ class RankStateDump(Callback):
         self.start = {n: p.detach().clone() for n, p in pl_module.named_parameters()}
 
     def on_train_end(self, trainer, pl_module) -> None:
-        queue = pl_module.heads["temporal"].queue
+        queue = pl_module.model.heads["temporal"].queue
         state = {
             "rank": trainer.global_rank,
             "world_size": trainer.world_size,
@@ -57,7 +57,8 @@ def test_ddp_gathers_negatives_and_syncs_weights(tiny_corpus, tmp_path):
     probe = {"class_path": "test_ddp.RankStateDump", "init_args": {"out": str(tmp_path)}}
     command = [
         sys.executable, "-m", "aurep", "fit",
-        "--config", str(REPO / "configs" / "pretrain" / "temporal.yaml"),
+        "--config", str(REPO / "configs" / "pretrain" / "base.yaml"),
+        "--config", str(REPO / "configs" / "pretrain" / "heads" / "temporal.yaml"),
         f"--data.init_args.root={tiny_corpus}",
         "--model.init_args.backbone=test_resnet",
         "--data.init_args.image_size=32",
@@ -94,4 +95,4 @@ def test_ddp_gathers_negatives_and_syncs_weights(tiny_corpus, tmp_path):
     start, end = ranks[0]["start"], ranks[0]["end"]
     assert all(torch.equal(end[n], ranks[1]["end"][n]) for n in end)
     assert all(torch.equal(start[n], ranks[1]["start"][n]) for n in start)
-    assert any(not torch.equal(start[n], end[n]) for n in end if n.startswith("backbone."))
+    assert any(not torch.equal(start[n], end[n]) for n in end if n.startswith("model.backbone."))

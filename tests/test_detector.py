@@ -1,4 +1,5 @@
-"""AUDetector: frozen vs fine-tuned backbone, PretrainTask checkpoints, AU-set and backbone checks."""
+"""AUDetector: frozen vs fine-tuned backbone, PretrainTask checkpoints, AU-set and backbone checks,
+and the checkpoint -> backbone loader of :mod:`aurep.models.checkpoints`."""
 
 import pytest
 import pytorch_lightning as pl
@@ -7,6 +8,7 @@ from torch.utils.data import DataLoader
 
 from aurep.data.labelled import FrameBatch
 from aurep.metrics import AUDetectionMetrics
+from aurep.models.checkpoints import backbone_state, load_backbone, read_checkpoint
 from aurep.tasks.detector import AUDetector
 from aurep.tasks.pretrain import PretrainTask
 
@@ -59,7 +61,7 @@ def _changed(before: dict, after: dict) -> list[str]:
 
 def _pretrain_checkpoint(tmp_path, backbone: str = "test_resnet") -> str:
     task = PretrainTask(backbone=backbone, au_codes=AUS, au_weight=1.0, online_probe=False)
-    for p in task.backbone.parameters():  # recognisable weights
+    for p in task.parameters():  # recognisable weights
         torch.nn.init.normal_(p)
     trainer = _trainer(tmp_path)
     trainer.strategy.connect(task)
@@ -103,17 +105,18 @@ def test_backbone_learning_rate_scale():
 
 
 def test_fit_starts_from_a_pretrain_checkpoint(tmp_path):
-    path, task = _pretrain_checkpoint(tmp_path)
+    path, _ = _pretrain_checkpoint(tmp_path)
     model = AUDetector(backbone="test_resnet", pretrained_ckpt=path, au_codes=AUS)
+    assert _changed(_backbone_state(model), backbone_state(read_checkpoint(path), path))
     _trainer(tmp_path).fit(model, _loader(_batches()))
-    expected = task.backbone.state_dict()
+    expected = backbone_state(read_checkpoint(path), path)
     assert _changed(expected, model.backbone.state_dict()) == []
 
 
 def test_pretrain_checkpoint_of_another_backbone_is_refused(tmp_path):
     path, _ = _pretrain_checkpoint(tmp_path, backbone="test_resnet")
     model = AUDetector(backbone="resnet10t", au_codes=AUS)
-    with pytest.raises(ValueError, match="pretrained with backbone='test_resnet'"):
+    with pytest.raises(ValueError, match="trained with backbone='test_resnet' but the model has"):
         model.load_pretrained_backbone(path)
     other = AUDetector(backbone="resnet10t", au_codes=AUS).state_dict()
     bare = tmp_path / "bare.ckpt"  # no hyper-parameters: only the weight shapes can tell
@@ -123,10 +126,52 @@ def test_pretrain_checkpoint_of_another_backbone_is_refused(tmp_path):
     ):
         AUDetector(backbone="test_resnet", au_codes=AUS).load_pretrained_backbone(bare)
     torch.save({"state_dict": {"head.weight": torch.zeros(1)}}, bare)
-    with pytest.raises(ValueError, match="no 'backbone.\\*' weights"):
+    with pytest.raises(ValueError, match=r"bare.ckpt: no backbone weights .*'model.backbone.\*'"):
         model.load_pretrained_backbone(bare)
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(ValueError, match="missing.ckpt: no such checkpoint file"):
         model.load_pretrained_backbone(tmp_path / "missing.ckpt")
+    (tmp_path / "notes.ckpt").write_text("not a checkpoint")
+    with pytest.raises(ValueError, match="notes.ckpt: not a torch checkpoint"):
+        model.load_pretrained_backbone(tmp_path / "notes.ckpt")
+    torch.save([1, 2], tmp_path / "list.ckpt")
+    with pytest.raises(ValueError, match="list.ckpt: not an aurep checkpoint"):
+        model.load_pretrained_backbone(tmp_path / "list.ckpt")
+
+
+def test_loader_prefers_model_backbone_weights_and_builds_from_hparams(tmp_path):
+    """New PretrainTask checkpoints keep the backbone under ``model.backbone.``, older ones and
+    AUDetector checkpoints under ``backbone.``: both load, the new prefix wins."""
+    detector = AUDetector(backbone="test_resnet", au_codes=AUS)
+    old = {k: v for k, v in detector.state_dict().items() if k.startswith("backbone.")}
+    new = {f"model.{k}": torch.randn_like(v.float()).to(v.dtype) for k, v in old.items()}
+    hparams = {"backbone": "test_resnet", "img_size": None, "backbone_levels": [1, -1]}
+    path = tmp_path / "both.ckpt"
+    torch.save({"state_dict": {**old, **new}, "hyper_parameters": hparams}, path)
+    backbone, data = load_backbone(path)
+    assert data == {} and not backbone.training and backbone.levels == [backbone.levels[-1]]
+    for key, value in backbone.state_dict().items():
+        assert torch.equal(value, new[f"model.backbone.{key}"]), key
+    torch.save({"state_dict": old, "hyper_parameters": hparams}, path)
+    backbone, _ = load_backbone(path)
+    assert all(torch.equal(v, old[f"backbone.{k}"]) for k, v in backbone.state_dict().items())
+    torch.save({"state_dict": old}, path)
+    with pytest.raises(ValueError, match="both.ckpt: no 'backbone' hyper-parameter"):
+        load_backbone(path)
+
+
+def test_detector_from_a_read_checkpoint(tmp_path):
+    model = AUDetector(backbone="test_resnet", mode="finetune", au_codes=AUS).eval()
+    model.thresholds.fill_(0.3)
+    path = tmp_path / "detector.ckpt"
+    saved = {"state_dict": model.state_dict(), "hyper_parameters": dict(model.hparams)}
+    saved["hyper_parameters"]["_instantiator"] = "lightning.pytorch.cli.instantiate_module"
+    torch.save(saved, path)
+    restored = AUDetector.from_checkpoint(read_checkpoint(path), path)
+    assert not restored.training and restored.au_codes == AUS
+    torch.testing.assert_close(restored.state_dict(), model.state_dict())
+    pretrain, _ = _pretrain_checkpoint(tmp_path)
+    with pytest.raises(ValueError, match="pretrain-test_resnet.ckpt: not an AUDetector checkpoint"):
+        AUDetector.from_checkpoint(read_checkpoint(pretrain), pretrain)
 
 
 def test_au_set_is_saved_and_checked(tmp_path):

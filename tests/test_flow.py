@@ -9,6 +9,7 @@ import pytest
 from conftest import template_landmarks, textured_video
 
 from aurep.cli import main
+from aurep.data.batch import BatchNeeds
 from aurep.data.datamodules import ClipDataModule
 from aurep.data.flow import video_flow_targets
 from aurep.data.prepared import PreparedDataset, PreparedDatasetWriter
@@ -37,8 +38,9 @@ def view_batch(root, image_size, flip_prob):
     module = ClipDataModule(
         str(root), batch_size=2, num_workers=0, clips_per_epoch=2, val_fraction=0.0,
         num_views=1, image_size=image_size, flip_prob=flip_prob, scale=0.0, rotation=0.0,
-        translation=0.0, require_flow=True,
+        translation=0.0,
     )  # fmt: skip
+    module.provide({"flow": BatchNeeds(flow=True)})
     return next(iter(module.train_dataloader()))
 
 
@@ -98,8 +100,8 @@ def test_prepare_flow_computes_resumes_and_records_settings(prepared, capsys):
     assert "flow_pending" not in dataset.meta
     expected = video_flow_targets(dataset.frames("A_v0"))
     np.testing.assert_array_equal(dataset.array("A_v0", "flow"), expected)
-    module = ClipDataModule(str(root), val_fraction=0.0, num_workers=0, require_flow=True)
-    assert module.use_flow
+    module = ClipDataModule(str(root), val_fraction=0.0, num_workers=0)
+    assert module.has_flow
     (root / "videos" / "B_v0" / "flow.npy").unlink()
     capsys.readouterr()
     assert flow_cli(root) == 0
@@ -121,8 +123,9 @@ def test_prepare_flow_in_parallel_and_interrupted_runs(prepared):
     meta = json.loads((root / "meta.json").read_text())
     meta["flow_pending"] = meta.pop("flow")  # as left by an interrupted run
     (root / "meta.json").write_text(json.dumps(meta))
-    with pytest.raises(ValueError, match="no flow targets"):
-        ClipDataModule(str(root), val_fraction=0.0, num_workers=0, require_flow=True)
+    module = ClipDataModule(str(root), val_fraction=0.0, num_workers=0)
+    with pytest.raises(ValueError, match="the flow head needs optical-flow targets"):
+        module.provide({"flow": BatchNeeds(flow=True)})
 
 
 def test_prepare_flow_errors(tmp_path, capsys):

@@ -17,8 +17,8 @@ from test_preprocess import face_clip
 from aurep.data.prepared import DatasetError
 from aurep.infer import command
 from aurep.infer.pipeline import AUPredictor, batches, in_background
-from aurep.preprocess.faces import FacePreprocessor
-from aurep.preprocess.video import encode_video, iter_frames
+from aurep.prepare.faces.preprocessor import FacePreprocessor
+from aurep.prepare.frames import encode_video, iter_frames
 from aurep.tasks.detector import AUDetector
 
 AUS = [1, 2, 12]
@@ -151,8 +151,21 @@ def test_alignment_defaults_come_from_the_training_data(checkpoint, tmp_path):
     assert AUPredictor(checkpoint).alignment == {}  # no dataset recorded: built-in defaults
     root = tmp_path / "prepared"
     root.mkdir()
-    (root / "meta.json").write_text('{"preprocess": {"margin": 0.35, "points": "eyes"}}')
+    (root / "meta.json").write_text('{"preprocess": {"margin": 0.35, "points": "all"}}')
     stored["datamodule_hyper_parameters"] = {"image_size": SIZE, "root": str(root)}
     other = tmp_path / "detector.ckpt"
     torch.save(stored, other)
-    assert AUPredictor(other).alignment == {"margin": 0.35, "points": "eyes"}
+    predictor = AUPredictor(other)
+    assert predictor.alignment == {"margin": 0.35, "points": "all"}
+    preprocessor = predictor.preprocessor()
+    assert preprocessor.size == SIZE and preprocessor.aligner.margin == 0.35
+    # crops are aligned at the training data's crop side, then resized to the model's input
+    (root / "meta.json").write_text('{"preprocess": {"size": 64, "margin": 0.35}}')
+    predictor = AUPredictor(other)
+    assert predictor.preprocessor().size == 64 and predictor.image_size == SIZE
+    assert predictor.preprocessor(size=80).size == 80
+    crops = np.zeros((2, 64, 64, 3), np.uint8)
+    assert predictor.inputs(crops).shape == (2, 3, SIZE, SIZE)
+    stored["datamodule_hyper_parameters"] = {"image_size": None, "root": str(root)}
+    torch.save(stored, other)
+    assert AUPredictor(other).image_size == 64  # trained at the dataset's own size

@@ -13,12 +13,23 @@ import pytest
 import skimage.data
 
 from aurep.data.prepared import DatasetError, PreparedDataset
-from aurep.preprocess import prepare_videos
-from aurep.preprocess.align import FaceAligner, template_landmarks
-from aurep.preprocess.faces import FacePreprocessor, nearest_success_index
-from aurep.preprocess.landmarker import FaceLandmarker
-from aurep.preprocess.mapping import CANONICAL_IBUG68, MEDIAPIPE_TO_IBUG68, mesh_to_ibug68
-from aurep.preprocess.video import SourceFrame, encode_video, iter_frames
+from aurep.landmarks import (
+    BROWS,
+    EYES,
+    FLIP_PERMUTATION,
+    JAW,
+    MIDLINE,
+    MIRROR_PAIRS,
+    MOUTH,
+    NOSE,
+    NUM_LANDMARKS,
+)
+from aurep.prepare import videos as prepare_videos
+from aurep.prepare.faces.align import FaceAligner, template_landmarks
+from aurep.prepare.faces.landmarker import FaceLandmarker
+from aurep.prepare.faces.mapping import CANONICAL_IBUG68, MEDIAPIPE_TO_IBUG68, mesh_to_ibug68
+from aurep.prepare.faces.preprocessor import FacePreprocessor, nearest_success_index
+from aurep.prepare.frames import SourceFrame, encode_video, iter_frames
 
 FACE_BOX = (170, 60, 285, 200)  # x0, y0, x1, y1 of the astronaut's face in the 512 px photo
 
@@ -46,14 +57,25 @@ def astronaut_points(image_landmarker):
     return points
 
 
+def test_ibug_layout_regions_mirror_pairs_and_flip():
+    regions = [JAW, BROWS, NOSE, EYES, MOUTH]
+    assert [r.start for r in regions[1:]] == [r.stop for r in regions[:-1]]
+    assert (JAW.start, MOUTH.stop) == (0, NUM_LANDMARKS)
+    paired = [point for pair in MIRROR_PAIRS for point in pair]
+    assert sorted(paired + list(MIDLINE)) == list(range(NUM_LANDMARKS))
+    np.testing.assert_array_equal(FLIP_PERMUTATION[FLIP_PERMUTATION], np.arange(NUM_LANDMARKS))
+    assert all(FLIP_PERMUTATION[left] == right for left, right in MIRROR_PAIRS)
+
+
 def test_mapping_table_is_68_distinct_mesh_points_mirrored_left_right():
-    assert MEDIAPIPE_TO_IBUG68.shape == (68,)
-    assert len(set(MEDIAPIPE_TO_IBUG68.tolist())) == 68
+    assert MEDIAPIPE_TO_IBUG68.shape == (NUM_LANDMARKS,)
+    assert len(set(MEDIAPIPE_TO_IBUG68.tolist())) == NUM_LANDMARKS
     assert MEDIAPIPE_TO_IBUG68.max() < 478
-    mirror = [(0, 16), (3, 13), (17, 26), (21, 22), (36, 45), (39, 42), (31, 35), (48, 54)]
-    for left, right in mirror:
+    for left, right in MIRROR_PAIRS:  # image-left point first, mirrored about x = 0
         a, b = CANONICAL_IBUG68[left], CANONICAL_IBUG68[right]
+        assert a[0] < 0
         np.testing.assert_allclose([a[0], a[1]], [-b[0], b[1]], atol=1e-3)
+    np.testing.assert_allclose(CANONICAL_IBUG68[list(MIDLINE), 0], 0.0, atol=1e-3)
     mesh = np.random.default_rng(0).random((478, 3))
     np.testing.assert_allclose(mesh_to_ibug68(mesh), mesh[MEDIAPIPE_TO_IBUG68, :2], rtol=1e-6)
     with pytest.raises(ValueError, match="face-mesh"):
@@ -64,8 +86,8 @@ def test_landmarks_fall_on_the_astronauts_features(astronaut_points):
     p = astronaut_points
     x0, y0, x1, y1 = FACE_BOX
     assert ((p[:, 0] > x0) & (p[:, 0] < x1) & (p[:, 1] > y0) & (p[:, 1] < y1)).all()
-    eyes_y, nose_tip, mouth_y, chin = p[36:48, 1].mean(), p[30], p[48:68, 1].mean(), p[8]
-    assert p[17:27, 1].mean() < eyes_y < nose_tip[1] < mouth_y < chin[1]
+    eyes_y, nose_tip, mouth_y, chin = p[EYES, 1].mean(), p[30], p[MOUTH, 1].mean(), p[8]
+    assert p[BROWS, 1].mean() < eyes_y < nose_tip[1] < mouth_y < chin[1]
     # left/right order in the image: right eye (36-41) left of the left eye (42-47)
     assert p[36, 0] < p[39, 0] < p[42, 0] < p[45, 0]
     assert p[48, 0] < p[51, 0] < p[54, 0] and p[0, 0] < p[30, 0] < p[16, 0]
@@ -163,7 +185,7 @@ def test_prepare_videos_end_to_end(tmp_path, capsys):
     (src / "id3").mkdir()
     (src / "id3" / "broken.mp4").write_bytes(b"\x00" * 100)
     out = tmp_path / "prepared"
-    assert run_prepare_videos("--src", str(src), "--out", str(out), "--size", "48") == 0
+    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48") == 0
     captured = capsys.readouterr()
     assert "broken.mp4" in captured.err
     assert "videos: 2 written, 1 failed, 0 already done" in captured.out
@@ -181,10 +203,10 @@ def test_prepare_videos_end_to_end(tmp_path, capsys):
     assert np.linalg.norm(landmarks[36:48].mean(0) - template[36:48].mean(0)) < 2.0
     assert dataset.meta["flow"] == {"delta": 1, "grid": 28, "method": "dis"}
     # resume: finished videos are skipped, the broken one is tried again
-    assert run_prepare_videos("--src", str(src), "--out", str(out), "--size", "48") == 0
+    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48") == 0
     assert "1 failed, 2 already done" in capsys.readouterr().out
     with pytest.raises(ValueError, match="other settings"):
-        run_prepare_videos("--src", str(src), "--out", str(out), "--size", "64")
+        run_prepare_videos(str(src), "--out", str(out), "--size", "64")
     manifest = pd.read_parquet(out / "manifest.parquet")
     assert len(manifest) == 10
     assert json.loads((out / "meta.json").read_text())["summary"]["skipped"] == 2
@@ -193,13 +215,13 @@ def test_prepare_videos_end_to_end(tmp_path, capsys):
 def test_prepare_videos_bad_inputs(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no videos or frame folders"):
-        run_prepare_videos("--src", str(tmp_path / "empty"), "--out", str(tmp_path / "o1"))
+        run_prepare_videos(str(tmp_path / "empty"), "--out", str(tmp_path / "o1"))
     src = tmp_path / "faceless" / "id1"
     src.mkdir(parents=True)
     encode_video(src / "blank.mp4", [np.zeros((64, 64, 3), np.uint8)] * 3)
     (src / "bad.mp4").write_text("nope")
     out = tmp_path / "o2"
-    assert run_prepare_videos("--src", str(tmp_path / "faceless"), "--out", str(out)) == 1
+    assert run_prepare_videos(str(tmp_path / "faceless"), "--out", str(out)) == 1
     captured = capsys.readouterr()
     assert "blank.mp4: no face found in any of its 3 frames" in captured.err
     assert "bad.mp4: cannot open video" in captured.err

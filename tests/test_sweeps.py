@@ -38,12 +38,13 @@ def test_shipped_sweeps():
     sizes = {p.stem: len(expand(load_sweep(p))) for p in SWEEPS}
     assert sizes["heads"] == 16 and sizes["clip_margin"] == 12 and sizes["loss_weights"] == 20
     heads = expand(load_sweep(REPO / "configs" / "sweeps" / "heads.yaml"))
-    assert "null" not in heads[0].values() and set(heads[-1].values()) == {"null"}
+    assert set(heads[0].values()) == {1.0} and set(heads[-1].values()) == {0.0}
 
 
 def test_args_match_the_wandb_agent():
-    params = {"model.init_args.flow": "null", "data.init_args.clip_length": 4,
-              "model.init_args.temporal_weight": 0.123456789, "model.init_args.online_probe": True}  # fmt: skip
+    params = {"model.init_args.heads.flow.init_args.weight": 0.0, "data.init_args.clip_length": 4,
+              "model.init_args.heads.temporal.init_args.weight": 0.123456789,
+              "model.init_args.online_probe": True}  # fmt: skip
     agent = create_sweep_command_args({"args": {k: {"value": v} for k, v in params.items()}})
     assert wandb_args(params) == agent["args"]
 

@@ -14,7 +14,8 @@ from aurep.synth.landmarks import AU_BASIS
 
 SIZE = 64
 UPPER_AUS = (1, 2, 4, 6, 7)
-# EAC-Net RoI centres (METHOD.md section 6): AU -> ((landmark, landmark), y offset in rulers).
+# EAC-Net RoI centres (docs/method.md, "AU regions of interest"):
+# AU -> ((landmark, landmark), y offset in rulers).
 ROI_CENTRES = {
     1: ((21, 22), -1 / 2), 2: ((18, 25), -1 / 3), 4: ((19, 24), 1 / 3), 6: ((41, 46), 1.0),
     7: ((38, 43), 0.0), 10: ((49, 53), 0.0), 12: ((48, 54), 0.0), 14: ((48, 54), 0.0),

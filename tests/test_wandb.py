@@ -36,6 +36,7 @@ def test_fit_with_wandb_logger_config(tiny_corpus, tmp_path, monkeypatch, offlin
     monkeypatch.chdir(tmp_path)
     args = [
         "fit",
+        "--config", str(REPO / "configs" / "pretrain" / "base.yaml"),
         "--config", str(REPO / "configs" / "pretrain" / "clp.yaml"),
         "--config", str(REPO / "configs" / "loggers" / "wandb.yaml"),
         f"--data.init_args.root={tiny_corpus}",
@@ -53,7 +54,7 @@ def test_fit_with_wandb_logger_config(tiny_corpus, tmp_path, monkeypatch, offlin
     # the full resolved config, nested as in the YAML (defaults filled in)
     config = run["config"]
     assert config["model"]["init_args"]["backbone"] == "test_resnet"
-    assert config["model"]["init_args"]["temporal"]["init_args"]["margin"] == 0.1
+    assert config["model"]["init_args"]["heads"]["temporal"]["init_args"]["margin"] == 0.1
     assert config["data"]["init_args"]["root"] == str(tiny_corpus)
     assert config["trainer"]["logger"]["class_path"].endswith("WandbLogger")
     saved = yaml.safe_load((run_dir / "files" / "lightning_config.yaml").read_text())

@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import Dataset
 
 from aurep.au import SYNTH_AUS
-from aurep.data.batch import ClipBatch
+from aurep.data.batch import BatchNeeds, ClipBatch
 from aurep.data.prepared import DatasetError, PreparedDataset
 from aurep.data.rois import roi_boxes
 from aurep.data.transforms import GeometricAugment
@@ -103,11 +103,12 @@ def partner_indices(identity: torch.Tensor) -> torch.Tensor:
 
 
 class ClipDataset(Dataset):
-    """Clips with ``num_views`` augmented views; items are keyed ``(clip_index, seed)``.
+    """Clips in ``needs.views`` augmented views; items are keyed ``(clip_index, seed)``.
 
-    Returns a dict of numpy arrays: ``frames`` uint8 (V, T, 3, H, W), ``landmarks`` (V, T, 68, 2),
-    ``rois`` (V, T, R, 4) (pixels of the view), ``flow`` (V, T, 2, g, g) float32 when
-    ``use_flow``, ``identity`` int, ``labels`` int8 (T, A) (1/0/-1) for the dataset's AUs.
+    Only what ``needs`` asks for is read and warped (None: frames of one view). Returns a dict of numpy arrays: ``frames``
+    uint8 (V, T, 3, H, W); ``landmarks`` (V, T, 68, 2) if ``needs.landmarks``; ``rois``
+    (V, T, R, 4) (pixels of the view) if ``needs.rois``; ``flow`` (V, T, 2, g, g) float32 if
+    ``needs.flow``; ``identity`` int; ``labels`` int8 (T, A) (1/0/-1) for the dataset's AUs.
     """
 
     def __init__(
@@ -117,22 +118,20 @@ class ClipDataset(Dataset):
         clip_length: int,
         stride: int,
         geometry: GeometricAugment,
-        num_views: int = 1,
+        needs: BatchNeeds | None = None,
         roi_aus: Sequence[int] = SYNTH_AUS,
         roi_size: float = 0.18,
         roi_unit: str = "face",
-        use_flow: bool = False,
     ):
         self.dataset = dataset
         self.index = index
         self.clip_length = clip_length
         self.stride = stride
         self.geometry = geometry
-        self.num_views = num_views
+        self.needs = needs or BatchNeeds()
         self.roi_aus = list(roi_aus)
         self.roi_size = roi_size
         self.roi_unit = roi_unit
-        self.use_flow = use_flow
         manifest = dataset.manifest
         self.labels = manifest[dataset.label_columns].to_numpy(np.int8)
         first = pd.Series(np.arange(len(manifest))).groupby(manifest["video"].to_numpy()).min()
@@ -149,19 +148,22 @@ class ClipDataset(Dataset):
         clip, seed = key if isinstance(key, tuple) else (key, 0)
         video = self.index.video_names[self.index.video[clip]]
         start = int(self.index.start[clip])
+        needs = self.needs
         frames = self._read("frames", video, start)
-        landmarks = self._read("landmarks", video, start)
-        flow = self._read("flow", video, start) if self.use_flow else None
+        use_points = needs.landmarks or needs.rois
+        landmarks = self._read("landmarks", video, start) if use_points else None
+        flow = self._read("flow", video, start) if needs.flow else None
         rng = np.random.default_rng(seed)
         views = []
-        for _ in range(self.num_views):
+        for _ in range(needs.views):
             view = self.geometry.sample(rng, frames.shape[1])
-            points = view.points(landmarks)
-            item = {
-                "frames": view.frames(frames).transpose(0, 3, 1, 2),
-                "landmarks": points,
-                "rois": roi_boxes(points, self.roi_aus, self.roi_size, self.roi_unit),
-            }
+            item = {"frames": view.frames(frames).transpose(0, 3, 1, 2)}
+            if landmarks is not None:
+                points = view.points(landmarks)
+                if needs.landmarks:
+                    item["landmarks"] = points
+                if needs.rois:
+                    item["rois"] = roi_boxes(points, self.roi_aus, self.roi_size, self.roi_unit)
             if flow is not None:
                 item["flow"] = view.flow(flow)
             views.append(item)
@@ -176,18 +178,20 @@ class ClipDataset(Dataset):
 def collate_clips(items: list[dict], has_labels: bool) -> ClipBatch:
     """Stack :class:`ClipDataset` items into a :class:`ClipBatch` (frames stay uint8)."""
 
-    def stack(name: str) -> torch.Tensor:
+    def stack(name: str) -> torch.Tensor | None:
+        if name not in items[0]:
+            return None
         return torch.from_numpy(np.stack([item[name] for item in items]))
 
     identity = torch.tensor([item["identity"] for item in items], dtype=torch.int64)
     labels = stack("labels") if has_labels else None
     return ClipBatch(
         frames=stack("frames"),
-        landmarks=stack("landmarks"),
-        rois=stack("rois"),
         identity=identity,
         partner=partner_indices(identity),
-        flow=stack("flow") if "flow" in items[0] else None,
+        flow=stack("flow"),
+        landmarks=stack("landmarks"),
+        rois=stack("rois"),
         labels=None if labels is None else labels.clamp(min=0).float(),
         label_mask=None if labels is None else labels != -1,
     )

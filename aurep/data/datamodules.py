@@ -9,8 +9,7 @@ ImageNet normalisation always. Outside a Trainer, call ``dm.on_after_batch_trans
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from functools import partial
 
@@ -20,15 +19,15 @@ from pytorch_lightning import LightningDataModule
 from torch.utils.data import DataLoader
 
 from aurep.au import SYNTH_AUS
-from aurep.data.batch import ClipBatch
+from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec, check_needs
 from aurep.data.clips import ClipDataset, collate_clips, index_clips
 from aurep.data.folds import fold_split, holdout_subjects, sample_label_fraction
+from aurep.data.label_stats import pos_weight_from_labels
 from aurep.data.labelled import FrameBatch, LabelledFrameDataset, collate_frames
 from aurep.data.prepared import DatasetError, PreparedDataset
 from aurep.data.rois import roi_names
 from aurep.data.samplers import IdentityBatchSampler
 from aurep.data.transforms import DeviceAugment, GeometricAugment
-from aurep.heads.losses import pos_weight_from_labels
 
 
 def check_video_files(dataset: PreparedDataset, videos: Sequence[str], arrays: Sequence[str]):
@@ -76,7 +75,13 @@ class _DeviceBatchHook:
 
 
 class ClipDataModule(_DeviceBatchHook, LightningDataModule):
-    """Clips of T consecutive frames, in ``num_views`` augmented views, batched across identities.
+    """Clips of T consecutive frames, in one or more augmented views, batched across identities.
+
+    What a batch carries follows its consumers: :meth:`provide` takes the heads' needs
+    (:class:`~aurep.data.batch.BatchNeeds`), refuses what the data cannot give (naming the head)
+    and from then on loads and augments only what is needed (no flow warping when no head
+    uses flow, one view when no head needs two). Without :meth:`provide` every input the data
+    has is loaded. :attr:`clip_spec` tells consumers the shapes (clip length, image size, RoIs).
 
     Args:
         root: prepared dataset directory.
@@ -86,7 +91,8 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         clips_per_epoch: clips per training epoch (``clips_per_epoch // batch_size`` batches).
         val_clips: clips per validation pass (fixed across epochs); 0 = no validation.
         image_size: output side in px (default: the dataset's).
-        num_views: 1 or 2 independently augmented views of each clip.
+        num_views: independently augmented views of each clip, 1 or 2; None (default) = as many
+            as the heads need.
         roi_aus: AUs whose two RoIs each view carries (default :data:`aurep.au.SYNTH_AUS`);
             roi_size / roi_unit: box side as a face-width fraction (``"face"``) or pixels.
         flip_prob, scale, rotation, translation: per-view geometric augmentation
@@ -99,8 +105,6 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         exclude_folds: folds (manifest ``fold`` column) whose subjects are never used: set it to
             the test fold of a later ``aurep cv`` when pretraining with AU labels
             (``au_weight > 0``), so that no test subject's labels are seen.
-        require_flow: fail unless every video has flow targets (flow heads need them); without
-            it flow is loaded whenever all videos have it.
         seed: seed of the split, the clip sampling and the CPU augmentation.
     """
 
@@ -114,7 +118,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         clips_per_epoch: int = 8192,
         val_clips: int = 512,
         image_size: int | None = None,
-        num_views: int = 2,
+        num_views: int | None = None,
         roi_aus: list[int] | None = None,
         roi_size: float = 0.18,
         roi_unit: str = "face",
@@ -130,19 +134,18 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         val_subjects: list[str] | None = None,
         exclude_subjects: list[str] | None = None,
         exclude_folds: list[int] | None = None,
-        require_flow: bool = False,
         seed: int = 0,
     ):
         super().__init__()
         self.save_hyperparameters()
-        if num_views not in (1, 2):
-            raise ValueError(f"num_views must be 1 or 2, got {num_views}")
+        if num_views not in (None, 1, 2):
+            raise ValueError(f"num_views must be 1, 2 or None (as the heads need), got {num_views}")
         self.dataset = PreparedDataset(root)
         self.au_codes: list[int] = list(self.dataset.au_codes)
         self.num_aus = len(self.au_codes)
         self.roi_aus = list(SYNTH_AUS if roi_aus is None else roi_aus)
         self.roi_names = roi_names(self.roi_aus)
-        self.use_flow = self._flow_available(require_flow)
+        self.has_flow = self._has_flow()
         excluded = list(exclude_subjects or []) + self._fold_subjects(exclude_folds or [])
         self.train_subjects, self.val_subjects = self._split(
             train_subjects, val_subjects, excluded, val_fraction
@@ -150,13 +153,44 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         self.pos_weight = self._pos_weight(self.train_subjects)
         subjects = sorted(set(self.dataset.video_subjects.values()))
         self.identities = {subject: number for number, subject in enumerate(subjects)}
-        arrays = ["frames", "landmarks"] + (["flow"] if self.use_flow else [])
+        arrays = ["frames", "landmarks"]
         self.train_index = self._index(self.train_subjects, arrays)
         self.val_index = self._index(self.val_subjects, arrays) if self.val_subjects else None
         self.geometry = GeometricAugment(
             image_size or self.dataset.image_size, flip_prob, scale, rotation, translation
         )
         self.device_augment = DeviceAugment(colour_jitter, jitter_prob, grayscale_prob)
+        self.needs = BatchNeeds(
+            views=num_views or 2, flow=self.has_flow, rois=True, landmarks=True, partner=True
+        )
+
+    @property
+    def clip_spec(self) -> ClipSpec:
+        """What these clips can give: shapes and available inputs."""
+        return ClipSpec(
+            clip_length=self.hparams.clip_length,
+            image_size=self.geometry.out_size,
+            num_rois=len(self.roi_names),
+            max_views=self.hparams.num_views or 2,
+            has_flow=self.has_flow,
+            has_labels=self.num_aus > 0,
+            au_codes=tuple(self.au_codes),
+            source=str(self.dataset.root),
+        )
+
+    def provide(self, needs_by_consumer: Mapping[str, BatchNeeds]) -> ClipSpec:
+        """Load exactly what the consumers (heads, by name) need from now on; DatasetError
+        naming the first consumer whose needs the data cannot meet. Returns :attr:`clip_spec`."""
+        spec = self.clip_spec
+        try:
+            check_needs(needs_by_consumer, spec)
+        except ValueError as error:
+            raise DatasetError(str(error)) from None
+        total = BatchNeeds.of_all(needs_by_consumer.values())
+        if self.hparams.num_views is not None:
+            total = replace(total, views=self.hparams.num_views)
+        self.needs = total
+        return spec
 
     def _fold_subjects(self, folds: Sequence[int]) -> list[str]:
         """Subjects of the manifest's ``folds``; DatasetError for a fold with no subject."""
@@ -180,26 +214,12 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         labels = torch.tensor(labels.to_numpy(), dtype=torch.float32)
         return pos_weight_from_labels(labels, labels != -1)
 
-    def _flow_available(self, require: bool) -> bool:
-        videos = self.dataset.videos
-        missing = [v for v in videos if not self.dataset.has_array("flow", v)]
-        command = f"run `aurep prepare flow {self.dataset.root}`"
-        if "flow_pending" in self.dataset.meta:  # an interrupted `aurep prepare flow`
-            missing = videos
-        if require and len(missing) == len(videos):
-            raise DatasetError(f"{self.dataset.root} has no flow targets: {command}")
-        if require and missing:
-            raise DatasetError(
-                f"{self.dataset.root}: {len(missing)} of {len(videos)} videos have no flow "
-                f"targets (first: {missing[0]}): {command}"
-            )
-        if missing and len(missing) < len(videos):
-            warnings.warn(
-                f"{self.dataset.root}: {len(missing)} videos lack flow targets; clips carry no "
-                f"flow ({command})",
-                stacklevel=3,
-            )
-        return not missing
+    def _has_flow(self) -> bool:
+        """Whether every video has complete flow targets (an interrupted ``aurep prepare flow``
+        leaves ``flow_pending`` in meta.json: then none count)."""
+        if "flow_pending" in self.dataset.meta:
+            return False
+        return all(self.dataset.has_array("flow", v) for v in self.dataset.videos)
 
     def _split(self, train, val, exclude, val_fraction) -> tuple[list[str], list[str]]:
         if train is not None or val is not None:
@@ -229,11 +249,10 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             hp.clip_length,
             hp.stride,
             geometry,
-            hp.num_views,
+            self.needs,
             self.roi_aus,
             hp.roi_size,
             hp.roi_unit,
-            self.use_flow,
         )
         sampler = IdentityBatchSampler(index.identity, hp.batch_size, batches, hp.seed, fixed)
         sampler.set_epoch(epoch)

@@ -32,13 +32,13 @@ import numpy as np
 import pandas as pd
 
 from aurep.au import OCCURRENCE_VALUES, au_column, au_intensity_column
+from aurep.landmarks import NUM_LANDMARKS
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.parquet"
 VIDEOS_DIR = "videos"
 ROWS_FILE = "rows.parquet"
-NUM_LANDMARKS = 68
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 BASE_COLUMNS = ("subject", "video", "frame", "source_frame", "fold", "success")
 
@@ -144,7 +144,7 @@ class PreparedDatasetWriter:
         landmarks = np.asarray(landmarks, dtype=np.float32)
         if landmarks.shape != (length, NUM_LANDMARKS, 2):
             raise DatasetError(
-                f"video {video}: landmarks must be ({length}, 68, 2), got {landmarks.shape}"
+                f"video {video}: landmarks must be ({length}, {NUM_LANDMARKS}, 2), got {landmarks.shape}"
             )
         rows = pd.DataFrame(
             {

@@ -1,4 +1,6 @@
-"""AU regions of interest (RoIs) from iBUG 68-point landmarks (EAC-Net centres, METHOD.md sec. 6).
+"""AU regions of interest (RoIs) from iBUG 68-point landmarks (EAC-Net centres).
+
+See docs/method.md, "AU regions of interest".
 
 Every AU has two centres, each a landmark moved vertically by a multiple of the ``ruler``
 ``|x39 - x42|`` (the inner-eye-corner distance); positive offsets point down the image:
@@ -35,6 +37,7 @@ import numpy as np
 import torch
 
 from aurep.au import SYNTH_AUS, au_column
+from aurep.landmarks import INNER_EYE_CORNERS, JAW_ENDS
 
 # AU code -> ((landmark a, landmark b), y offset in rulers)
 ROI_CENTRES: dict[int, tuple[tuple[int, int], float]] = {
@@ -55,7 +58,6 @@ ROI_CENTRES: dict[int, tuple[tuple[int, int], float]] = {
     26: ((56, 58), 0.0),
 }
 ROI_SIZE_UNITS = ("face", "px")
-_FACE_LEFT, _FACE_RIGHT = 0, 16  # jaw ends: the face width is |p16 - p0|
 
 
 def _check_aus(au_codes: Sequence[int]) -> list[int]:
@@ -77,7 +79,8 @@ def roi_centres(landmarks, au_codes: Sequence[int] = SYNTH_AUS):
     codes = _check_aus(au_codes)
     index = [point for code in codes for point in ROI_CENTRES[code][0]]
     offsets = np.array([[0.0, ROI_CENTRES[code][1]] for code in codes for _ in "ab"])
-    ruler = abs(landmarks[..., 39, 0] - landmarks[..., 42, 0])[..., None, None]
+    left_eye, right_eye = INNER_EYE_CORNERS
+    ruler = abs(landmarks[..., left_eye, 0] - landmarks[..., right_eye, 0])[..., None, None]
     if isinstance(landmarks, torch.Tensor):
         offsets = torch.as_tensor(offsets, dtype=landmarks.dtype, device=landmarks.device)
     else:
@@ -98,7 +101,8 @@ def roi_boxes(landmarks, au_codes: Sequence[int] = SYNTH_AUS, size: float = 0.18
         raise ValueError(f"roi size must be > 0, got {size}")
     centres = roi_centres(landmarks, au_codes)
     if unit == "face":
-        width = landmarks[..., _FACE_RIGHT, :] - landmarks[..., _FACE_LEFT, :]
+        left, right = JAW_ENDS
+        width = landmarks[..., right, :] - landmarks[..., left, :]
         half = 0.5 * size * (width**2).sum(-1)[..., None, None] ** 0.5
     else:
         half = 0.5 * size

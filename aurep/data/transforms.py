@@ -1,16 +1,18 @@
 """Augmentation: one geometric transform per view on the CPU, colour + normalisation on the device.
 
-Geometry (:class:`GeometricAugment`, in the Dataset workers): one random affine per view (flip,
-scale, rotation, translation, fused with the resize to the output size) applied with OpenCV to
-every frame of the view, so the T frames of a view share it. The same matrix moves landmarks and
-resamples flow fields; flow vectors are multiplied by its linear part, so a flip negates dx and a
-resize scales the values. A flip also permutes landmark indices (iBUG left <-> right), so index 36
+Geometry (:class:`GeometricAugment`, in the Dataset workers): every frame of a view is first
+resized to the output size by :func:`~aurep.data.images.resize_frames` (anti-aliased, the resize
+of evaluation, embeddings and inference), then warped with OpenCV by one random affine per view
+(flip, scale, rotation, translation; identity when augmentation is off), so the T frames of a
+view share it. The composed matrix (resize, then augmentation) moves landmarks and resamples flow
+fields; flow vectors are multiplied by its linear part, so a flip negates dx and a resize scales
+the values. A flip also permutes landmark indices (iBUG left <-> right), so index 36
 stays the image-left outer eye corner. Coordinates follow OpenCV: pixel centres are integers,
 ``x = 0`` is the centre of the first column, a flip maps ``x -> W - 1 - x``.
 
 Colour (:class:`DeviceAugment`, on the batch after transfer): kornia colour jitter and random
 grayscale with the same parameters for every frame of a view (``VideoSequential``), then
-ImageNet normalisation. Workers ship uint8 frames.
+ImageNet normalisation (:func:`~aurep.data.images.normalise`). Workers ship uint8 frames.
 """
 
 from __future__ import annotations
@@ -22,56 +24,53 @@ import cv2
 import kornia.augmentation as K
 import numpy as np
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from torch import nn
 
-
-def _ibug_flip_permutation() -> np.ndarray:
-    pairs = [(i, 16 - i) for i in range(8)]  # jaw
-    pairs += [(17 + i, 26 - i) for i in range(5)]  # brows
-    pairs += [(31, 35), (32, 34)]  # nose base
-    pairs += [(36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46)]  # eyes
-    pairs += [(48, 54), (49, 53), (50, 52), (55, 59), (56, 58)]  # outer lips
-    pairs += [(60, 64), (61, 63), (65, 67)]  # inner lips
-    permutation = np.arange(68)
-    for a, b in pairs:
-        permutation[a], permutation[b] = b, a
-    return permutation
+from aurep.data.images import normalise, resize_frames
+from aurep.landmarks import FLIP_PERMUTATION
 
 
-IBUG_FLIP_PERMUTATION = _ibug_flip_permutation()
-"""(68,) index map: landmarks of a mirrored face are ``mirror_x(landmarks[IBUG_FLIP_PERMUTATION])``."""
-
-
-def _pixel_to_grid(frame_size: int, grid: int) -> np.ndarray:
-    """3x3 map from frame pixel coordinates to the cell coordinates of a ``grid`` resize."""
-    scale = grid / frame_size
+def _resize_matrix(from_size: int, to_size: int) -> np.ndarray:
+    """3x3 map from the pixel coordinates of a square image of side ``from_size`` to those of
+    its resize to ``to_size`` (pixel centres kept: ``x -> (x + 0.5) * to / from - 0.5``)."""
+    scale = to_size / from_size
     return np.array([[scale, 0, 0.5 * scale - 0.5], [0, scale, 0.5 * scale - 0.5], [0, 0, 1]])
 
 
 @dataclass(frozen=True)
 class ViewTransform:
-    """One sampled affine: ``matrix`` (2, 3) maps input pixels to output pixels.
+    """One sampled view: the resize from ``in_size`` to ``out_size`` px, then ``augment``.
 
-    in_size / out_size: square frame sides in pixels; flipped: whether the affine mirrors x.
+    augment: (2, 3) affine on output pixels (the identity when augmentation is off: the view is
+    then exactly the evaluation resize). in_size / out_size: square frame sides in pixels;
+    flipped: whether ``augment`` mirrors x.
     """
 
-    matrix: np.ndarray
+    augment: np.ndarray
     in_size: int
     out_size: int
     flipped: bool
 
+    @property
+    def matrix(self) -> np.ndarray:
+        """(2, 3) affine from input pixels to output pixels: the resize, then ``augment``."""
+        augment = np.vstack([self.augment, [0, 0, 1]])
+        return (augment @ _resize_matrix(self.in_size, self.out_size))[:2]
+
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (T, H, W, 3) -> uint8 (T, out, out, 3); black outside the source."""
+        resized = resize_frames(frames, self.out_size)
+        if np.array_equal(self.augment, np.eye(2, 3)):  # augmentation off
+            return resized
         size = (self.out_size, self.out_size)
         return np.stack(
-            [cv2.warpAffine(frame, self.matrix, size, flags=cv2.INTER_LINEAR) for frame in frames]
+            [cv2.warpAffine(frame, self.augment, size, flags=cv2.INTER_LINEAR) for frame in resized]
         )
 
     def points(self, landmarks: np.ndarray) -> np.ndarray:
         """(..., 68, 2) pixels -> (..., 68, 2) float32 pixels of the output (indices mirrored)."""
         if self.flipped:
-            landmarks = landmarks[..., IBUG_FLIP_PERMUTATION, :]
+            landmarks = landmarks[..., FLIP_PERMUTATION, :]
         linear, shift = self.matrix[:, :2], self.matrix[:, 2]
         return (landmarks @ linear.T + shift).astype(np.float32)
 
@@ -83,8 +82,8 @@ class ViewTransform:
         """
         grid = flow.shape[-1]
         full = np.vstack([self.matrix, [0, 0, 1]])
-        to_grid = _pixel_to_grid(self.out_size, grid) @ full
-        on_grid = (to_grid @ np.linalg.inv(_pixel_to_grid(self.in_size, grid)))[:2]
+        to_grid = _resize_matrix(self.out_size, grid) @ full
+        on_grid = (to_grid @ np.linalg.inv(_resize_matrix(self.in_size, grid)))[:2]
         fields = np.asarray(flow, dtype=np.float32).transpose(0, 2, 3, 1)  # (T, g, g, 2)
         warped = np.stack(
             [cv2.warpAffine(f, on_grid, (grid, grid), flags=cv2.INTER_LINEAR) for f in fields]
@@ -95,11 +94,11 @@ class ViewTransform:
 
 @dataclass(frozen=True)
 class GeometricAugment:
-    """Samples :class:`ViewTransform`\\ s: resize to ``out_size`` plus random geometry.
+    """Samples :class:`ViewTransform`\\ s: resize to ``out_size``, then random geometry.
 
     out_size: output side (px). flip_prob: probability of a horizontal flip. scale: relative
     zoom range (0.1 = uniform in [0.9, 1.1]). rotation: max degrees either way. translation: max
-    shift as a fraction of ``out_size``. All zero = a plain resize.
+    shift as a fraction of ``out_size``. All zero = the plain resize of evaluation.
     """
 
     out_size: int
@@ -117,16 +116,17 @@ class GeometricAugment:
             raise ValueError(f"scale augmentation must be in [0, 1), got {self.scale}")
 
     def sample(self, rng: np.random.Generator, in_size: int) -> ViewTransform:
+        """The view of frames of side ``in_size`` px: flip, zoom and rotation about the centre
+        of the resized frame, then the shift."""
         flipped = bool(rng.random() < self.flip_prob)
-        zoom = self.out_size / in_size * rng.uniform(1 - self.scale, 1 + self.scale)
+        zoom = rng.uniform(1 - self.scale, 1 + self.scale)
         angle = np.deg2rad(rng.uniform(-self.rotation, self.rotation))
         shift = rng.uniform(-self.translation, self.translation, size=2) * self.out_size
         cos, sin = zoom * np.cos(angle), zoom * np.sin(angle)
         linear = np.array([[cos, -sin], [sin, cos]]) @ np.diag([-1.0 if flipped else 1.0, 1.0])
-        centre_in = np.full(2, (in_size - 1) / 2)
-        centre_out = np.full(2, (self.out_size - 1) / 2) + shift
-        matrix = np.hstack([linear, (centre_out - linear @ centre_in)[:, None]])
-        return ViewTransform(matrix, in_size, self.out_size, flipped)
+        centre = np.full(2, (self.out_size - 1) / 2)
+        augment = np.hstack([linear, (centre + shift - linear @ centre)[:, None]])
+        return ViewTransform(augment, in_size, self.out_size, flipped)
 
 
 class DeviceAugment(nn.Module):
@@ -152,12 +152,9 @@ class DeviceAugment(nn.Module):
         if grayscale_prob > 0:
             augments.append(K.RandomGrayscale(p=grayscale_prob))
         self.colour = K.VideoSequential(*augments, same_on_frame=True) if augments else None
-        self.register_buffer("mean", torch.tensor(IMAGENET_DEFAULT_MEAN).view(1, 1, 3, 1, 1))
-        self.register_buffer("std", torch.tensor(IMAGENET_DEFAULT_STD).view(1, 1, 3, 1, 1))
 
     def forward(self, frames: torch.Tensor, train: bool) -> torch.Tensor:
         images = frames.float() / 255.0
         if train and self.colour is not None:
             images = self.colour(images)
-        mean, std = self.mean.to(images.device), self.std.to(images.device)
-        return (images - mean) / std
+        return normalise(images)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aurep.data.batch import ClipBatch
+from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
 from aurep.heads.layers import mlp, upsampling_decoder
 from aurep.models.backbone import Backbone
@@ -65,11 +65,12 @@ class CrossIdentityReconstructionHead(SSLHead):
         self_weight, cross_au_weight, cross_id_weight, cycle_weight: loss weights.
         code_distance: ``cosine`` (1 - cos) or ``mse`` between codes.
         detach_targets: stop gradients through the real-image codes used as targets.
+        weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    Logs: ``cir/self``, ``cir/cross_au``, ``cir/cross_id``, ``cir/cycle`` (if on), ``cir/loss``.
+    Logs: ``self``, ``cross_au``, ``cross_id``, ``cycle`` (if on): the unweighted terms.
     """
 
-    name = "cir"
+    needs = BatchNeeds(partner=True)
 
     def __init__(
         self,
@@ -85,8 +86,9 @@ class CrossIdentityReconstructionHead(SSLHead):
         cycle_weight: float = 0.0,
         code_distance: str = "cosine",
         detach_targets: bool = True,
+        weight: float = 1.0,
     ):
-        super().__init__()
+        super().__init__(weight)
         if code_distance not in CODE_DISTANCES:
             raise ValueError(
                 f"code_distance must be one of {CODE_DISTANCES}, got {code_distance!r}"
@@ -106,7 +108,7 @@ class CrossIdentityReconstructionHead(SSLHead):
         self.distance = code_distance
         self.detach_targets = detach_targets
 
-    def attach(self, backbone: Backbone) -> None:
+    def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         """Build the AU and identity code MLPs for the backbone's pooled width."""
         self.au_encoder = mlp(backbone.num_features, self.hidden_dim, self.au_dim)
         self.id_encoder = mlp(backbone.num_features, self.hidden_dim, self.id_dim)
@@ -141,6 +143,4 @@ class CrossIdentityReconstructionHead(SSLHead):
         if self.weights["cycle"] > 0:
             terms["cycle"] = F.l1_loss(self.decoder(au_swapped, id_a), small)
         loss = sum(self.weights[name] * value for name, value in terms.items())
-        logs = {f"cir/{name}": value.detach() for name, value in terms.items()}
-        logs["cir/loss"] = loss.detach()
-        return HeadOutput(loss, logs)
+        return HeadOutput(loss, {name: value.detach() for name, value in terms.items()})

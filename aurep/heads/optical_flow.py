@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from aurep.data.batch import ClipBatch
+from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
 from aurep.heads.layers import upsampling_decoder
 from aurep.heads.losses import end_point_error
@@ -28,12 +28,12 @@ class OpticalFlowHead(SSLHead):
         width: decoder channels.
         upsample_blocks: number of x2 upsampling blocks before the final resize.
         loss: ``epe`` (mean end-point error, pixels) or ``smooth_l1`` (per component).
+        weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    Logs: ``flow/epe`` (always, pixels), ``flow/loss``.
+    Logs: ``epe`` (pixels) when the loss is not the EPE itself.
     """
 
-    name = "flow"
-    needs_flow = True
+    needs = BatchNeeds(flow=True)
 
     def __init__(
         self,
@@ -41,14 +41,15 @@ class OpticalFlowHead(SSLHead):
         width: int = 64,
         upsample_blocks: int = 2,
         loss: str = "epe",
+        weight: float = 1.0,
     ):
-        super().__init__()
+        super().__init__(weight)
         if loss not in FLOW_LOSSES:
             raise ValueError(f"OpticalFlowHead loss must be one of {FLOW_LOSSES}, got {loss!r}")
         self.feature_level, self.width = feature_level, width
         self.upsample_blocks, self.loss_kind = upsample_blocks, loss
 
-    def attach(self, backbone: Backbone) -> None:
+    def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         """Build the decoder for the chosen map's channels."""
         try:
             channels = backbone.channels[self.feature_level]
@@ -79,5 +80,6 @@ class OpticalFlowHead(SSLHead):
             features.maps[self.feature_level].flatten(0, 1), target.shape[-2:]
         )
         epe = end_point_error(prediction, target)
-        loss = epe if self.loss_kind == "epe" else F.smooth_l1_loss(prediction, target)
-        return HeadOutput(loss, {"flow/epe": epe.detach(), "flow/loss": loss.detach()})
+        if self.loss_kind == "epe":
+            return HeadOutput(epe)
+        return HeadOutput(F.smooth_l1_loss(prediction, target), {"epe": epe.detach()})

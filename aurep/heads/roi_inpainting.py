@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torchvision.ops import roi_align
 
-from aurep.data.batch import ClipBatch
+from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
 from aurep.models.backbone import Backbone
 
@@ -79,8 +79,9 @@ class RoIInpaintingHead(SSLHead):
     the original image, over masked RoIs only.
 
     Args:
-        num_rois: RoIs per image R; must equal the batch's ``rois.shape[3]``.
-        num_masked: RoIs masked per image k (1 <= k <= R).
+        num_masked: RoIs masked per image k (1 <= k <= R; R, the RoIs per frame, comes from
+            the data at :meth:`attach`).
+        num_rois: None (default) = the data's R; a number is checked against the data.
         patch_size: side p of the recovered patch, pixels of the patch grid.
         dim: token width.
         depth: transformer layers (the relation module).
@@ -90,15 +91,15 @@ class RoIInpaintingHead(SSLHead):
             = B * frames_per_clip).
         feature_level: index into the backbone's returned maps (its ``levels``), -1 = deepest.
         token_pool: roi_align output side used to build each token.
+        weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    Logs: ``inpaint/l1``, ``inpaint/loss``.
+    The loss is the masked-patch L1 (no other logs).
     """
 
-    name = "inpaint"
+    needs = BatchNeeds(rois=True)
 
     def __init__(
         self,
-        num_rois: int,
         num_masked: int = 4,
         patch_size: int = 8,
         dim: int = 128,
@@ -106,11 +107,13 @@ class RoIInpaintingHead(SSLHead):
         num_heads: int = 4,
         fill: str = "zero",
         frames_per_clip: int = 1,
-        feature_level: int = -1,
+        feature_level: int = -2,
         token_pool: int = 2,
+        num_rois: int | None = None,
+        weight: float = 1.0,
     ):
-        super().__init__()
-        if not 1 <= num_masked <= num_rois:
+        super().__init__(weight)
+        if num_masked < 1 or (num_rois is not None and num_masked > num_rois):
             raise ValueError(f"need 1 <= num_masked <= num_rois, got {num_masked} and {num_rois}")
         if fill not in FILLS:
             raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
@@ -120,7 +123,6 @@ class RoIInpaintingHead(SSLHead):
         self.patch_size, self.dim = patch_size, dim
         self.fill, self.frames_per_clip = fill, frames_per_clip
         self.feature_level, self.token_pool = feature_level, token_pool
-        self.relation_embedding = nn.Parameter(torch.randn(num_rois, dim) * 0.02)
         self.mask_token = nn.Parameter(torch.zeros(dim))
         layer = nn.TransformerEncoderLayer(
             dim, num_heads, dim_feedforward=4 * dim, dropout=0.0, batch_first=True, norm_first=True
@@ -128,8 +130,21 @@ class RoIInpaintingHead(SSLHead):
         self.relation = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.to_pixels = nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, 3 * patch_size**2))
 
-    def attach(self, backbone: Backbone) -> None:
-        """Build the token projection for the chosen map's channels and remember its stride."""
+    def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
+        """Build the per-RoI relation embedding for the data's R RoIs and the token projection
+        for the chosen map's channels; remember the map's stride."""
+        if self.num_rois is not None and self.num_rois != spec.num_rois:
+            raise ValueError(
+                f"RoIInpaintingHead num_rois={self.num_rois} but the data gives {spec.num_rois} "
+                "RoIs per frame: leave num_rois unset to follow the data"
+            )
+        if self.num_masked > spec.num_rois:
+            raise ValueError(
+                f"RoIInpaintingHead num_masked={self.num_masked} but the data gives only "
+                f"{spec.num_rois} RoIs per frame"
+            )
+        self.num_rois = spec.num_rois
+        self.relation_embedding = nn.Parameter(torch.randn(spec.num_rois, self.dim) * 0.02)
         try:
             channels = backbone.channels[self.feature_level]
             self.reduction = backbone.reductions[self.feature_level]
@@ -167,4 +182,4 @@ class RoIInpaintingHead(SSLHead):
         patches = self.to_pixels(self.relation(tokens))
         prediction = patches.view(len(images), rois, 3, self.patch_size, self.patch_size)
         loss = masked_patch_l1(prediction, images, boxes, masked)
-        return HeadOutput(loss, {"inpaint/l1": loss.detach(), "inpaint/loss": loss.detach()})
+        return HeadOutput(loss)

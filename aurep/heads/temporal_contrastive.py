@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from aurep.data.batch import ClipBatch
+from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
 from aurep.heads.layers import mlp
 from aurep.heads.losses import margin_info_nce, temporal_log_weights, temporal_ranking_loss
@@ -32,14 +32,14 @@ class TemporalContrastiveHead(SSLHead):
         queue_size: keys held in the memory bank (0 = in-clip negatives only).
         momentum: EMA momentum of the key encoder (per optimiser step).
         distance_power: in-clip negative weight ``(|i-j| / (T-1)) ** p``; 0 = no weighting.
-        rank_weight: weight of the ranking term (0 = off).
+        rank_weight: weight of the ranking term (0 = off, not computed).
         rank_margin: ranking margin delta (cosine units).
+        weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    Logs: ``tcl/infonce``, ``tcl/rank``, ``tcl/pos_sim`` (mean positive cosine), ``tcl/loss``.
+    Logs: ``pos_sim`` (mean positive cosine); with the ranking term on, ``infonce`` and ``rank``.
     """
 
-    name = "tcl"
-    min_views = 2
+    needs = BatchNeeds(views=2)
 
     def __init__(
         self,
@@ -47,13 +47,14 @@ class TemporalContrastiveHead(SSLHead):
         hidden_dim: int = 512,
         temperature: float = 0.1,
         margin: float = 0.1,
-        queue_size: int = 4096,
+        queue_size: int = 1024,
         momentum: float = 0.99,
         distance_power: float = 1.0,
-        rank_weight: float = 0.0,
+        rank_weight: float = 0.1,
         rank_margin: float = 0.05,
+        weight: float = 1.0,
     ):
-        super().__init__()
+        super().__init__(weight)
         if temperature <= 0 or not 0.0 <= momentum <= 1.0:
             raise ValueError(
                 f"TemporalContrastiveHead needs temperature > 0 and 0 <= momentum <= 1, "
@@ -70,7 +71,7 @@ class TemporalContrastiveHead(SSLHead):
         self.queue = KeyQueue(queue_size, embed_dim)
         self._pending_keys: list[torch.Tensor] = []
 
-    def attach(self, backbone: Backbone) -> None:
+    def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         """Build the projector and the frozen momentum copies of backbone and projector."""
         self.projector = mlp(backbone.num_features, self.hidden_dim, self.embed_dim)
         self.key_backbone = momentum_copy(backbone)
@@ -87,10 +88,9 @@ class TemporalContrastiveHead(SSLHead):
         return F.normalize(self.key_projector(pooled), dim=-1).view(*frames.shape[:2], -1)
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
-        if batch.num_views < self.min_views:
+        if batch.num_views < 2:
             raise ValueError(
-                f"TemporalContrastiveHead needs {self.min_views} views per clip, "
-                f"the batch has {batch.num_views}"
+                f"TemporalContrastiveHead needs 2 views per clip, the batch has {batch.num_views}"
             )
         queries = self.embed(features.pooled)
         keys = self.encode_keys(batch.frames[:, 1])
@@ -102,23 +102,19 @@ class TemporalContrastiveHead(SSLHead):
         infonce = margin_info_nce(
             queries, keys, self.queue.keys, self.temperature, self.margin, log_weights
         )
-        loss = infonce
         similarity = torch.einsum("bid,bjd->bij", queries, keys)
-        rank = temporal_ranking_loss(similarity, self.rank_margin)
+        logs = {"pos_sim": similarity.diagonal(dim1=1, dim2=2).mean()}
+        loss = infonce
         if self.rank_weight > 0:
+            rank = temporal_ranking_loss(similarity, self.rank_margin)
             loss = loss + self.rank_weight * rank
+            logs.update(infonce=infonce, rank=rank)
         if self.training:
             self._pending_keys.append(keys.flatten(0, 1))
-        logs = {
-            "tcl/infonce": infonce,
-            "tcl/rank": rank,
-            "tcl/pos_sim": similarity.diagonal(dim1=1, dim2=2).mean(),
-            "tcl/loss": loss,
-        }
         return HeadOutput(loss, {k: v.detach() for k, v in logs.items()})
 
     @torch.no_grad()
-    def on_train_batch_end(self, backbone: Backbone) -> None:
+    def after_optimizer_step(self, backbone: Backbone) -> None:
         """EMA-update the key encoder towards ``backbone`` + projector; enqueue this step's keys."""
         ema_update(self.key_backbone, backbone, self.momentum)
         ema_update(self.key_projector, self.projector, self.momentum)

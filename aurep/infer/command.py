@@ -10,8 +10,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from aurep.infer.pipeline import DEFAULT_SIZE, AUPredictor, infer
-from aurep.preprocess.align import ALIGN_POINTS
-from aurep.preprocess.faces import FacePreprocessor
+from aurep.prepare.faces.align import ALIGN_POINTS
 
 HELP = "detect AUs in a video, an image folder or an image (OpenFace-style CSV)"
 
@@ -23,7 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embeddings", type=Path, help="also save pooled features (.npy)")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument(
-        "--size", type=int, help=f"crop side (default: the checkpoint's, else {DEFAULT_SIZE})"
+        "--size",
+        type=int,
+        help="crop side, resized to the model's input side (default: the training data's crop "
+        f"side, else the model's input side, else {DEFAULT_SIZE})",
     )
     parser.add_argument(
         "--margin",
@@ -46,10 +48,7 @@ def run(args: argparse.Namespace) -> int:
     if args.embeddings is not None and args.embeddings.suffix != ".npy":
         raise ValueError(f"--embeddings {args.embeddings}: must end in .npy")
     predictor = AUPredictor(args.ckpt, args.device)
-    size = args.size or predictor.image_size or DEFAULT_SIZE
-    margin = args.margin if args.margin is not None else predictor.alignment.get("margin", 0.2)
-    points = args.align_points or predictor.alignment.get("points", "rigid")
-    preprocessor = FacePreprocessor(size, margin, points)
+    preprocessor = predictor.preprocessor(args.size, args.margin, args.align_points)
     with tqdm(desc="infer", unit="frame", disable=not args.progress, file=sys.stderr) as bar:
         summary = infer(
             args.input,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import pickle
 import queue
 import threading
 import time
@@ -29,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from aurep.au import au_column
+from aurep.data.images import normalise, resize_frames
 from aurep.data.prepared import META_FILE
-from aurep.preprocess.align import AlignedFace
-from aurep.preprocess.faces import FacePreprocessor
-from aurep.preprocess.video import is_image, iter_frames
+from aurep.models.checkpoints import read_checkpoint
+from aurep.prepare.faces.align import AlignedFace
+from aurep.prepare.faces.preprocessor import FacePreprocessor
+from aurep.prepare.frames import is_image, iter_frames
 
 DEFAULT_SIZE = 112
 
@@ -64,40 +64,49 @@ def _preprocess_settings(root: str | None) -> dict:
 class AUPredictor:
     """A trained :class:`~aurep.tasks.detector.AUDetector` for inference on aligned crops.
 
-    ``image_size``: the crop side the detector was trained on (the DataModule's ``image_size``
-    saved in the checkpoint, else None). ``alignment``: the ``margin``/``points`` the training
-    data was prepared with (its ``meta.json`` "preprocess" entry, if that dataset is still
-    there; else empty). ``thresholds``: per-AU decision thresholds.
+    ``alignment``: the ``size``/``margin``/``points`` the training data was prepared with (its
+    ``meta.json`` "preprocess" entry, if that dataset is still there; else empty).
+    ``image_size``: the side of the detector's training inputs (the DataModule's ``image_size``
+    saved in the checkpoint, else the training data's crop side, else None: crops are used at
+    their own size). ``thresholds``: per-AU decision thresholds.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
         from aurep.tasks.detector import AUDetector
 
-        path = Path(checkpoint)
-        if not path.is_file():
-            raise ValueError(f"{path}: no such checkpoint")
-        try:
-            stored = torch.load(path, map_location="cpu", weights_only=False)
-            model = AUDetector.load_from_checkpoint(path, map_location=device)
-        except (pickle.UnpicklingError, EOFError, KeyError, RuntimeError, TypeError) as error:
-            raise ValueError(f"{path}: not an AUDetector checkpoint ({error})") from None
-        self.model = model.eval().to(device)
+        stored = read_checkpoint(checkpoint)
+        model = AUDetector.from_checkpoint(stored, checkpoint)
+        self.model = model.to(device)
         self.device = torch.device(device)
         self.au_codes: list[int] = list(model.au_codes)
         self.num_features: int = model.backbone.num_features
         self.thresholds = model.thresholds.detach().cpu().numpy()
         data = stored.get("datamodule_hyper_parameters", {})
         data = data if isinstance(data, dict) else {}
-        self.image_size: int | None = data.get("image_size")
         self.alignment: dict = _preprocess_settings(data.get("root"))
-        self._mean = torch.tensor(IMAGENET_DEFAULT_MEAN, device=self.device).view(1, 3, 1, 1)
-        self._std = torch.tensor(IMAGENET_DEFAULT_STD, device=self.device).view(1, 3, 1, 1)
+        self.image_size: int | None = data.get("image_size") or self.alignment.get("size")
+
+    def preprocessor(
+        self, size: int | None = None, margin: float | None = None, points: str | None = None
+    ) -> FacePreprocessor:
+        """Face finding and alignment as for the training data: crop side (px), margin and
+        alignment points default to the training data's, else to ``image_size`` (or
+        ``DEFAULT_SIZE``), 0.2 and ``"rigid"``."""
+        size = size or self.alignment.get("size") or self.image_size or DEFAULT_SIZE
+        margin = margin if margin is not None else self.alignment.get("margin", 0.2)
+        return FacePreprocessor(size, margin, points or self.alignment.get("points", "rigid"))
+
+    def inputs(self, crops: np.ndarray) -> torch.Tensor:
+        """uint8 (B, S, S, 3) RGB crops -> float32 (B, 3, s, s) model inputs on the device:
+        resized to ``image_size`` and normalised as in evaluation (:mod:`aurep.data.images`)."""
+        if self.image_size:
+            crops = resize_frames(crops, self.image_size)
+        return normalise(torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2))
 
     @torch.inference_mode()
     def __call__(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """crops: uint8 (B, S, S, 3) RGB -> (probabilities (B, A), pooled features (B, C))."""
-        images = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 255.0
-        pooled = self.model.backbone((images - self._mean) / self._std).pooled
+        pooled = self.model.backbone(self.inputs(crops)).pooled
         probs = self.model.head(pooled).sigmoid()
         return probs.float().cpu().numpy(), pooled.float().cpu().numpy()
 
@@ -199,10 +208,11 @@ def infer(
     progress=None,
 ) -> InferSummary:
     """Detect AUs in every frame of ``source``; write ``out`` (CSV) and optionally
-    ``embeddings`` (float32 (N, C) ``.npy``). ``progress``: optional tqdm bar (frames)."""
+    ``embeddings`` (float32 (N, C) ``.npy``). ``preprocessor``: face alignment (default: as for
+    the training data, :meth:`AUPredictor.preprocessor`). ``progress``: optional tqdm bar."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    preprocessor = preprocessor or FacePreprocessor(predictor.image_size or DEFAULT_SIZE)
+    preprocessor = preprocessor or predictor.preprocessor()
     out, summary, start = Path(out), InferSummary(), time.perf_counter()
     tmp_csv = out.with_name(f".{out.name}.tmp")
     tmp_raw = embeddings.with_name(f".{embeddings.name}.raw") if embeddings else None

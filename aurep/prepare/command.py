@@ -1,118 +1,54 @@
-"""``aurep prepare SOURCE ...``: one argparse subcommand per preparation step.
+"""``aurep prepare STEP``: one argparse subcommand per preparation step, all listed in
+:data:`PREPARE_STEPS`.
 
-``aurep prepare flow DIR`` computes the optical-flow targets of every video of an existing
-prepared dataset (``videos/<video>/flow.npy``, float16 (T, 2, grid, grid), see
-:mod:`aurep.data.flow`). It resumes: videos whose ``flow.npy`` already has the right shape are
-skipped unless ``--overwrite``. The settings are recorded in ``meta.json`` as ``flow_pending``
-before the first video and moved to ``flow`` when every video is done, so a rerun with other
-settings is refused until ``--overwrite``.
+Every step takes what it reads as its positional argument. ``videos``, ``bp4d``, ``disfa`` and
+``gft`` read a raw corpus ``SRC`` and write a new prepared dataset to ``--out DIR``; ``flow``
+completes the prepared dataset ``DIR`` in place. Each step module provides ``HELP``,
+``add_arguments(parser)`` and ``run(args) -> int``.
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-from functools import partial
-from pathlib import Path
+import importlib
 
-import cv2
-import numpy as np
-from tqdm import tqdm
+HELP = "build a prepared dataset from raw videos, BP4D, DISFA or GFT, or add flow targets to one"
+PREPARE_STEPS = {
+    "videos": "aurep.prepare.videos",
+    "bp4d": "aurep.prepare.converters.bp4d",
+    "disfa": "aurep.prepare.converters.disfa",
+    "gft": "aurep.prepare.converters.gft",
+    "flow": "aurep.prepare.flow",
+}
+STEPS_DESCRIPTION = (
+    "videos|bp4d|disfa|gft SRC --out DIR: read the raw corpus SRC, write a prepared dataset to "
+    "DIR; flow DIR: add optical-flow targets to the prepared dataset DIR. "
+    "`aurep prepare STEP --help` shows a step's options and defaults."
+)
 
-from aurep.data.flow import FLOW_METHODS, video_flow_targets
-from aurep.data.prepared import META_FILE, PreparedDataset, save_array, save_json
 
-HELP = "prepare datasets: `prepare flow DIR` adds optical-flow targets to a prepared dataset"
+class StepHelpFormatter(
+    argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter
+):
+    """A step's docstring as written, and every option's default (unless None: required or
+    derived from another option)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    steps = parser.add_subparsers(dest="step", required=True, metavar="STEP")
-    flow = steps.add_parser("flow", help="compute optical-flow targets of a prepared dataset")
-    flow.add_argument("root", metavar="DIR", type=Path, help="prepared dataset directory")
-    flow.add_argument("--delta", type=int, default=1, help="frames between source and target")
-    flow.add_argument("--grid", type=int, default=28, help="target grid side (cells)")
-    flow.add_argument("--method", choices=FLOW_METHODS, default="dis", help="OpenCV flow method")
-    flow.add_argument("--workers", type=int, default=2, help="parallel processes")
-    flow.add_argument("--overwrite", action="store_true", help="recompute existing targets")
-    flow.add_argument("--no-progress", dest="progress", action="store_false")
-    from aurep.datasets import add_prepare_steps  # videos, bp4d, disfa, gft
-
-    add_prepare_steps(steps)
-
-
-def _flow_done(path: Path, shape: tuple[int, ...]) -> bool:
-    try:
-        return np.load(path, mmap_mode="r").shape == shape
-    except (OSError, ValueError):
-        return False
-
-
-def _video_flow(video_dir: Path, delta: int, grid: int, method: str) -> None:
-    frames = np.load(video_dir / "frames.npy", mmap_mode="r")
-    save_array(video_dir / "flow.npy", video_flow_targets(np.asarray(frames), delta, grid, method))
-
-
-def prepare_flow(
-    root: Path,
-    delta: int = 1,
-    grid: int = 28,
-    method: str = "dis",
-    workers: int = 2,
-    overwrite: bool = False,
-    progress: bool = True,
-) -> int:
-    """Add flow targets to every video of the prepared dataset ``root``; returns videos computed."""
-    if method not in FLOW_METHODS:
-        raise ValueError(f"unknown flow method {method!r}; choose from {FLOW_METHODS}")
-    if delta < 1 or grid < 1 or workers < 1:
-        raise ValueError(f"delta, grid and workers must be >= 1, got {delta}, {grid}, {workers}")
-    dataset = PreparedDataset(root)
-    settings = {"delta": delta, "grid": grid, "method": method}
-    previous = dataset.meta.get("flow_pending") or dataset.meta.get("flow")
-    if previous and previous != settings and not overwrite:
-        raise ValueError(
-            f"{root}: flow targets exist with {previous}, not {settings}; pass --overwrite"
+    steps = parser.add_subparsers(
+        dest="step", required=True, metavar="STEP", title="steps", description=STEPS_DESCRIPTION
+    )
+    for name, module_name in PREPARE_STEPS.items():
+        module = importlib.import_module(module_name)
+        step = steps.add_parser(
+            name, help=module.HELP, description=module.__doc__, formatter_class=StepHelpFormatter
         )
-    meta = {k: v for k, v in dataset.meta.items() if k != "flow"}
-    save_json(dataset.root / META_FILE, {**meta, "flow_pending": settings})
-    todo = [
-        video
-        for video, length in dataset.video_lengths.items()
-        if overwrite
-        or not _flow_done(dataset.video_dir(video) / "flow.npy", (length, 2, grid, grid))
-    ]
-    for video in todo:
-        if not (dataset.video_dir(video) / "frames.npy").exists():
-            raise ValueError(f"{dataset.video_dir(video) / 'frames.npy'}: missing (video {video})")
-    job = partial(_video_flow, delta=delta, grid=grid, method=method)
-    bar = tqdm(total=len(todo), desc="flow", unit="video", disable=not progress)
-    if workers == 1:
-        for video in todo:
-            job(dataset.video_dir(video))
-            bar.update()
-    else:
-        context = multiprocessing.get_context("forkserver")
-        with context.Pool(workers, initializer=cv2.setNumThreads, initargs=(1,)) as pool:
-            for _ in pool.imap_unordered(job, [dataset.video_dir(v) for v in todo]):
-                bar.update()
-    bar.close()
-    meta.pop("flow_pending", None)
-    save_json(dataset.root / META_FILE, {**meta, "flow": settings})
-    return len(todo)
+        module.add_arguments(step)
+        step.set_defaults(run_step=module.run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if hasattr(args, "run_step"):
-        return args.run_step(args)
-    if args.step == "flow":
-        done = prepare_flow(
-            args.root,
-            args.delta,
-            args.grid,
-            args.method,
-            args.workers,
-            args.overwrite,
-            args.progress,
-        )
-        print(f"flow targets: computed {done} videos in {args.root}")
-    return 0
+    return args.run_step(args)

@@ -1,9 +1,7 @@
 """The 68 iBUG landmarks of a synthetic face: an identity's neutral shape plus AU displacements.
 
-Indices (0-based): 0-16 jaw (image left to right), 17-21 / 22-26 brows (image left one runs
-outer to inner), 27-30 nose bridge, 31-35 nostrils, 36-41 / 42-47 eyes (from the image-left
-corner, upper lid first), 48-59 outer lips (from the left corner, clockwise), 60-67 inner lips.
-Coordinates are normalized units of the crop (x, y in [0, 1], y down).
+Indices follow :mod:`aurep.landmarks`. Coordinates are normalized units of the crop (x, y in
+[0, 1], y down).
 
 Each AU moves points of its own region linearly with ``a = intensity / 5``; the tables list the
 image-left and midline points with ``dx`` lateral (away from the midline) and ``dy`` down, and
@@ -15,19 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from aurep.au import SYNTH_AUS
+from aurep.landmarks import MIDLINE, MIRROR_PAIRS, NUM_LANDMARKS
 from aurep.synth.identity import AU_INDEX, Identity
 
-NUM_POINTS = 68
-# iBUG left/right mirror pairs (image-left index, image-right index).
-MIRROR_PAIRS = (
-    *((i, 16 - i) for i in range(8)),
-    (17, 26), (18, 25), (19, 24), (20, 23), (21, 22),
-    (31, 35), (32, 34),
-    (36, 45), (37, 44), (38, 43), (39, 42), (40, 47), (41, 46),
-    (48, 54), (49, 53), (50, 52), (59, 55), (58, 56),
-    (60, 64), (61, 63), (67, 65),
-)  # fmt: skip
-MIDLINE = (8, 27, 28, 29, 30, 33, 51, 57, 62, 66)
 # Upper/lower lid pairs and upper/lower inner-lip pairs (same x, upper first).
 LID_PAIRS = ((37, 41), (38, 40), (43, 47), (44, 46))
 INNER_LIP_PAIRS = ((61, 67), (62, 66), (63, 65))
@@ -96,14 +84,14 @@ _DEPTH = np.array(
     + [0.6] * 20
 )
 _MIRROR = dict(MIRROR_PAIRS)
-_MIRROR_INDEX = np.arange(NUM_POINTS)
+_MIRROR_INDEX = np.arange(NUM_LANDMARKS)
 for _left, _right in MIRROR_PAIRS:
     _MIRROR_INDEX[_right] = _left
 
 
 def _displacement_basis() -> np.ndarray:
     """(15, 68, 2) landmark displacement of each SYNTH_AUS AU at intensity 5 (image x, y)."""
-    basis = np.zeros((len(SYNTH_AUS), NUM_POINTS, 2))
+    basis = np.zeros((len(SYNTH_AUS), NUM_LANDMARKS, 2))
     for code, table in AU_DISPLACEMENTS.items():
         for point, (lateral, down) in table.items():
             if point in MIDLINE:
@@ -121,14 +109,14 @@ def _mirror_left(points: np.ndarray) -> np.ndarray:
     """Fill the image-right points from their image-left twins (x -> 1 - x)."""
     mirrored = points[_MIRROR_INDEX].copy()
     mirrored[:, 0] = np.where(
-        np.arange(NUM_POINTS) != _MIRROR_INDEX, 1.0 - mirrored[:, 0], mirrored[:, 0]
+        np.arange(NUM_LANDMARKS) != _MIRROR_INDEX, 1.0 - mirrored[:, 0], mirrored[:, 0]
     )
     return mirrored
 
 
 def neutral_landmarks(p: Identity) -> np.ndarray:
     """(68, 2) normalized landmarks of ``p`` with a neutral face (no resting offsets)."""
-    pts = np.zeros((NUM_POINTS, 2))
+    pts = np.zeros((NUM_LANDMARKS, 2))
     # Jaw: lower half of a superellipse from ear level down to the chin.
     centre_y = p.eye_y + 0.01
     angle = np.linspace(np.pi + 0.12, np.pi / 2, 9)
@@ -193,7 +181,7 @@ def face_landmarks(
     :func:`neutral_landmarks` of ``p`` (computed when None)."""
     amount = np.clip((np.asarray(intensities) + np.asarray(p.rest_geometry)) / 5.0, 0.0, 1.0)
     neutral = neutral_landmarks(p) if neutral is None else neutral
-    pts = neutral + (amount @ AU_BASIS.reshape(len(amount), -1)).reshape(NUM_POINTS, 2)
+    pts = neutral + (amount @ AU_BASIS.reshape(len(amount), -1)).reshape(NUM_LANDMARKS, 2)
     for upper, lower in INNER_LIP_PAIRS:  # lips cannot pass through each other
         pts[lower, 1] = max(pts[lower, 1], pts[upper, 1])
     for upper, lower in LID_PAIRS:

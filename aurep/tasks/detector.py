@@ -13,6 +13,7 @@ against any checkpoint loaded into the model.
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -23,6 +24,7 @@ from aurep.data.labelled import FrameBatch
 from aurep.heads import AUClassifier, masked_bce
 from aurep.metrics import AUDetectionMetrics, AUScores
 from aurep.models.backbone import Backbone
+from aurep.models.checkpoints import check_backbone_settings, load_backbone_weights, read_checkpoint
 
 MODES = ("linear", "finetune")
 
@@ -37,7 +39,7 @@ class AUDetector(pl.LightningModule):
     Args:
         backbone: timm model name; must match the pretraining checkpoint's when one is given.
         img_size: fixed input size for ViT backbones, pixels (None for CNNs).
-        pretrained_ckpt: PretrainTask checkpoint whose ``backbone.*`` weights are loaded when
+        pretrained_ckpt: PretrainTask checkpoint whose backbone weights are loaded when
             fitting starts (None = random init, or timm weights with ``timm_pretrained``).
             Checkpoints are pickles: load only your own.
         timm_pretrained: start from timm's ImageNet weights (needs them in timm's local cache;
@@ -124,39 +126,33 @@ class AUDetector(pl.LightningModule):
         return self.head(pooled)
 
     def load_pretrained_backbone(self, path: str | Path) -> None:
-        """Copy the ``backbone.*`` weights of a PretrainTask checkpoint into the backbone.
+        """Copy the backbone weights of a PretrainTask (or AUDetector) checkpoint into the backbone.
 
         Raises ValueError naming the file when its backbone name, input size or weight shapes
         differ from this model's."""
-        path = Path(path)
-        if not path.is_file():
-            raise ValueError(f"pretrained checkpoint {path} does not exist")
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
-        hparams = checkpoint.get("hyper_parameters", {})
-        for key in ("backbone", "img_size"):
-            if key in hparams and hparams[key] != self.hparams[key]:
-                raise ValueError(
-                    f"{path} was pretrained with {key}={hparams[key]!r} but the detector has "
-                    f"{key}={self.hparams[key]!r}: set model.init_args.{key}={hparams[key]!r}"
-                )
-        state = checkpoint.get("state_dict", checkpoint)
-        weights = {
-            k.removeprefix("backbone."): v for k, v in state.items() if k.startswith("backbone.")
-        }
-        if not weights:
-            raise ValueError(f"{path} holds no 'backbone.*' weights: not a PretrainTask checkpoint")
-        own = self.backbone.state_dict()
-        problems = sorted(set(own) ^ set(weights)) + [
-            f"{k} {tuple(v.shape)} != {tuple(own[k].shape)}"
-            for k, v in weights.items()
-            if k in own and v.shape != own[k].shape
-        ]
-        if problems:
-            raise ValueError(
-                f"{path}: its backbone weights do not fit {self.hparams.backbone!r} "
-                f"({len(problems)} mismatched keys, e.g. {problems[:3]})"
-            )
-        self.backbone.load_state_dict(weights)
+        checkpoint = read_checkpoint(path)
+        check_backbone_settings(checkpoint, path, self.hparams.backbone, self.hparams.img_size)
+        load_backbone_weights(self.backbone, checkpoint, path)
+
+    @classmethod
+    def from_checkpoint(cls, checkpoint: dict, path: str | Path) -> AUDetector:
+        """The detector saved in ``checkpoint`` (a dict from
+        :func:`~aurep.models.checkpoints.read_checkpoint` of ``path``), in eval mode, on the CPU.
+
+        Built from the saved hyper-parameters without timm or pretraining weights (the saved
+        weights replace them). ValueError naming ``path`` when it is not an AUDetector checkpoint.
+        """
+        saved = checkpoint.get("hyper_parameters", {})
+        names = inspect.signature(cls).parameters
+        kwargs = {key: value for key, value in saved.items() if key in names}
+        kwargs.update(timm_pretrained=False, pretrained_ckpt=None)
+        try:
+            model = cls(**kwargs)
+            model.load_state_dict(checkpoint["state_dict"])
+        except (TypeError, ValueError, RuntimeError) as error:
+            first = str(error).strip().splitlines()[0]
+            raise ValueError(f"{path}: not an AUDetector checkpoint ({first})") from None
+        return model.eval()
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule

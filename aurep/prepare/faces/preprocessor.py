@@ -8,9 +8,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from aurep.preprocess.align import AlignedFace, FaceAligner
-from aurep.preprocess.landmarker import FaceLandmarker
-from aurep.preprocess.video import SourceFrame
+from aurep.landmarks import NUM_LANDMARKS
+from aurep.prepare.faces.align import AlignedFace, FaceAligner
+from aurep.prepare.faces.landmarker import FaceLandmarker
+from aurep.prepare.frames import SourceFrame
 
 
 @dataclass
@@ -115,7 +116,7 @@ class FacePreprocessor:
             success.append(face is not None)
             confidence.append(self.confidence(face))
             crops.append(face.image if face else np.zeros((size, size, 3), np.uint8))
-            landmarks.append(face.landmarks if face else np.zeros((68, 2), np.float32))
+            landmarks.append(face.landmarks if face else np.zeros((NUM_LANDMARKS, 2), np.float32))
         if not numbers:
             raise ValueError("no frames")
         success_array = np.array(success, dtype=np.int8)

@@ -1,8 +1,8 @@
-"""``aurep prepare videos``: an unlabelled face-video corpus -> a prepared dataset.
+"""``aurep prepare videos SRC --out DIR``: an unlabelled face-video corpus -> a prepared dataset.
 
-Sources under ``--src``: every video file (any depth) and every folder that directly holds images
+Sources under ``SRC``: every video file (any depth) and every folder that directly holds images
 (a frame folder), VoxCeleb style ``identity/video/clip.mp4``. The subject is the top folder under
-``--src`` (the file or folder name for sources at the top level); the video id joins the
+``SRC`` (the file or folder name for sources at the top level); the video id joins the
 relative path with ``__`` (``id0001/abc/00001.mp4`` -> ``id0001__abc__00001``), other characters
 than letters, digits, ``.``, ``_`` and ``-`` become ``-``.
 """
@@ -14,12 +14,12 @@ import os
 import re
 from pathlib import Path
 
-from aurep.preprocess.jobs import (
+from aurep.prepare.frames import is_image, is_video
+from aurep.prepare.jobs import (
     VideoJob,
     add_preprocess_arguments,
     prepare_from_args,
 )
-from aurep.preprocess.video import is_image, is_video
 
 HELP = "prepare an unlabelled face-video corpus (identity/video/clip.mp4 or frame folders)"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
@@ -53,11 +53,9 @@ def discover(src: Path) -> list[VideoJob]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--src", type=Path, required=True, help="corpus root (identity/...)")
-    add_preprocess_arguments(parser)
+    add_preprocess_arguments(parser, "corpus root (identity/video/clip.mp4 or frame folders)")
 
 
 def run(args: argparse.Namespace) -> int:
     jobs = discover(args.src)
-    meta = {"au_codes": [], "source": "videos", "source_root": str(args.src.resolve())}
-    return prepare_from_args(jobs, args, meta)
+    return prepare_from_args(jobs, args, {"au_codes": [], "source": "videos"})

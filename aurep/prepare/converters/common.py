@@ -1,4 +1,4 @@
-"""Helpers shared by the BP4D/DISFA/GFT adapters: fold tables and occurrence CSV files."""
+"""Helpers shared by the BP4D/DISFA/GFT converters: fold tables and occurrence CSV files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from aurep.data.prepared import DatasetError
-from aurep.preprocess.jobs import FrameLabels
+from aurep.prepare.jobs import FrameLabels
 
 
 def fold_table(*parts: str) -> dict[str, int]:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aurep.preprocess.mapping import mesh_to_ibug68
+from aurep.prepare.faces.mapping import mesh_to_ibug68
 
 MODEL_PATH = Path(__file__).with_name("assets") / "face_landmarker.task"
 MODEL_SHA256 = "64184e229b263107bc2b804c6625db1341ff2bb731874b0bcc2fe6544e0bc9ff"

@@ -1,14 +1,13 @@
 """MediaPipe's 478 face-mesh points -> the 68-point iBUG/dlib layout, and a canonical 68-point face.
 
-``MEDIAPIPE_TO_IBUG68[k]`` is the face-mesh index used for iBUG point k (0-based; the subject's
-right side is on the image's left, as in iBUG): jaw 0-16, brows 17-26, nose 27-35, eyes 36-47,
-outer lips 48-59, inner lips 60-67. One mesh vertex per point, chosen on the mesh so that
-left/right pairs are mirror vertices of each other.
+``MEDIAPIPE_TO_IBUG68[k]`` is the face-mesh index used for iBUG point k (the layout of
+:mod:`aurep.landmarks`). One mesh vertex per point, chosen on the mesh so that the left/right
+pairs of :data:`aurep.landmarks.MIRROR_PAIRS` are mirror vertices of each other.
 
 ``CANONICAL_IBUG68`` holds those 68 vertices of MediaPipe's canonical (mean, frontal) face model,
 projected orthographically: x to the image right, y down, centimetres, centred on their mean.
 It was read once from ``geometry_pipeline_metadata_landmarks.binarypb`` inside the shipped model
-bundle and is the alignment template of :mod:`aurep.preprocess.align`.
+bundle and is the alignment template of :mod:`aurep.prepare.faces.align`.
 """
 
 from __future__ import annotations

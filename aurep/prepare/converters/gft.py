@@ -1,12 +1,12 @@
-"""``aurep prepare gft``: GFT (Sayette Group Formation Task, 96 participants, 10 AUs).
+"""``aurep prepare gft SRC --out DIR``: GFT (Sayette Group Formation Task, 96 participants, 10 AUs).
 
 GFT has no public peer code fixing a layout, so aurep reads this one (documented in the README):
 
-- videos ``<root>/Videos/<subject>.<ext>`` or frame folders ``<root>/Images/<subject>/<n>.jpg``;
-- labels ``<root>/AUCoding/<subject>.csv``: header ``frame`` + AU columns (``1``, ``AU01``...),
+- videos ``SRC/Videos/<subject>.<ext>`` or frame folders ``SRC/Images/<subject>/<n>.jpg``;
+- labels ``SRC/AUCoding/<subject>.csv``: header ``frame`` + AU columns (``1``, ``AU01``...),
   values 0/1, 9 or 999 = unknown; label frame = video frame index + ``--label-frame-base``
   (frame folders: the number in the file name is used as is);
-- the official subject split ``<root>/split.csv`` (or ``--split FILE``): lines
+- the official subject split ``SRC/split.csv`` (or ``--split FILE``): lines
   ``subject,train`` or ``subject,test`` (a header line ``subject,split`` is allowed).
 
 Folds: the official split is written as fold 1 = test subjects, fold 2 = train subjects, so
@@ -23,13 +23,13 @@ from pathlib import Path
 
 from aurep.au import GFT_AUS
 from aurep.data.prepared import DatasetError
-from aurep.datasets.common import read_occurrence_csv
-from aurep.preprocess.jobs import (
+from aurep.prepare.converters.common import read_occurrence_csv
+from aurep.prepare.frames import image_files, is_video
+from aurep.prepare.jobs import (
     VideoJob,
     add_preprocess_arguments,
     prepare_from_args,
 )
-from aurep.preprocess.video import image_files, is_video
 
 HELP = "prepare GFT (videos or frame folders + AUCoding CSVs, official train/test split)"
 SPLIT_FOLDS = {"test": 1, "train": 2}
@@ -77,26 +77,24 @@ def discover(root: Path, split: Path, label_frame_base: int) -> list[VideoJob]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, required=True, help="GFT root folder")
-    parser.add_argument("--split", type=Path, help="official split file (default ROOT/split.csv)")
+    add_preprocess_arguments(parser, "GFT root folder")
+    parser.add_argument("--split", type=Path, help="official split file (default: SRC/split.csv)")
     parser.add_argument(
         "--label-frame-base", type=int, default=1,
         help="label frame number of a video's first frame",
     )  # fmt: skip
-    add_preprocess_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    if not args.root.is_dir():
-        raise ValueError(f"{args.root}: no such directory")
-    jobs = discover(args.root, args.split or args.root / "split.csv", args.label_frame_base)
+    if not args.src.is_dir():
+        raise ValueError(f"{args.src}: no such directory")
+    jobs = discover(args.src, args.split or args.src / "split.csv", args.label_frame_base)
     unassigned = sorted(job.subject for job in jobs if job.fold == 0)
     if unassigned:
         print(f"warning: subjects not in the split file get fold 0 (unused): {unassigned}")
     meta = {
         "au_codes": list(GFT_AUS),
         "source": "gft",
-        "source_root": str(args.root.resolve()),
         "folds": {"1": "official test subjects", "2": "official train subjects"},
     }
     return prepare_from_args(jobs, args, meta)

@@ -1,6 +1,6 @@
 """Similarity alignment of a face to the canonical 68-point template (OpenCV).
 
-The template (:data:`~aurep.preprocess.mapping.CANONICAL_IBUG68`) is scaled so that its bounding
+The template (:data:`~aurep.prepare.faces.mapping.CANONICAL_IBUG68`) is scaled so that its bounding
 box (jaw to jaw, brows to chin) plus ``margin`` times its larger side on every edge fills the
 ``size x size`` crop, centred. A rotation + uniform scale + translation is fitted from the face's
 landmarks to the template (``cv2.estimateAffinePartial2D``, least-median robust fit) on
@@ -14,10 +14,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from aurep.preprocess.mapping import CANONICAL_IBUG68
+from aurep.landmarks import EYE_CORNERS, NOSE, NUM_LANDMARKS
+from aurep.prepare.faces.mapping import CANONICAL_IBUG68
 
-RIGID_POINTS = tuple(range(27, 36)) + (36, 39, 42, 45)  # nose + eye corners: no AU moves them
-ALIGN_POINTS = {"rigid": RIGID_POINTS, "all": tuple(range(68))}
+# nose + eye corners: no AU moves them
+RIGID_POINTS = (*range(NUM_LANDMARKS)[NOSE], *EYE_CORNERS)
+ALIGN_POINTS = {"rigid": RIGID_POINTS, "all": tuple(range(NUM_LANDMARKS))}
 
 
 @dataclass

@@ -1,9 +1,9 @@
 """Preparing many videos: one job per video, parallel workers, resume, labels, a summary.
 
-Shared by ``aurep prepare videos`` and the BP4D/DISFA/GFT adapters. A :class:`VideoJob` names a
+Shared by ``aurep prepare videos`` and the BP4D/DISFA/GFT converters. A :class:`VideoJob` names a
 source (video file or frame folder), its subject and fold and, for labelled datasets, a
 picklable function returning its :class:`FrameLabels`. Workers preprocess faces
-(:class:`~aurep.preprocess.faces.FacePreprocessor`), attach labels by source frame number,
+(:class:`~aurep.prepare.faces.preprocessor.FacePreprocessor`), attach labels by source frame number,
 optionally compute flow targets, and write the video with :class:`PreparedDatasetWriter`. A video
 that fails (unreadable, no face in any frame, malformed labels) is reported and the rest go on.
 """
@@ -27,10 +27,10 @@ from tqdm import tqdm
 
 from aurep.data.flow import FLOW_METHODS, video_flow_targets
 from aurep.data.prepared import DatasetError, PreparedDatasetWriter, save_json
-from aurep.preprocess.align import ALIGN_POINTS
-from aurep.preprocess.faces import AlignedSequence, FacePreprocessor
-from aurep.preprocess.landmarker import MODEL_SHA256
-from aurep.preprocess.video import iter_frames
+from aurep.prepare.faces.align import ALIGN_POINTS
+from aurep.prepare.faces.landmarker import MODEL_SHA256
+from aurep.prepare.faces.preprocessor import AlignedSequence, FacePreprocessor
+from aurep.prepare.frames import iter_frames
 
 SETTINGS_FILE = "prepare.json"
 
@@ -39,7 +39,7 @@ SETTINGS_FILE = "prepare.json"
 class PrepareSettings:
     """Face preprocessing and flow settings of one prepare job (recorded in ``meta.json``).
 
-    size / margin / points: the aligned crop (see :class:`~aurep.preprocess.align.FaceAligner`);
+    size / margin / points: the aligned crop (see :class:`~aurep.prepare.faces.align.FaceAligner`);
     mode: landmarker running mode; min_detection_confidence: face detector threshold;
     flow: compute flow targets (``flow_delta`` frames, ``flow_grid`` cells, ``flow_method``);
     fps: frame rate assumed for image folders (landmark tracking timestamps).
@@ -308,14 +308,20 @@ def run_jobs(
     return summary
 
 
-def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options shared by ``prepare videos|bp4d|disfa|gft``."""
+def add_preprocess_arguments(parser: argparse.ArgumentParser, source: str) -> None:
+    """The input ``SRC`` (``source``: what it is) and the options shared by
+    ``prepare videos|bp4d|disfa|gft``."""
     defaults = PrepareSettings()
-    parser.add_argument("--out", type=Path, required=True, help="prepared dataset directory")
+    parser.add_argument("src", metavar="SRC", type=Path, help=source)
+    parser.add_argument(
+        "--out", metavar="DIR", type=Path, required=True,
+        help="prepared dataset directory to write (an unfinished one is resumed)",
+    )  # fmt: skip
     parser.add_argument("--size", type=int, default=defaults.size, help="crop side, pixels")
     parser.add_argument(
-        "--margin", type=float, default=defaults.margin, help="border around the face box"
-    )
+        "--margin", type=float, default=defaults.margin,
+        help="border around the face box, fraction of its larger side",
+    )  # fmt: skip
     parser.add_argument(
         "--align-points", choices=sorted(ALIGN_POINTS), default=defaults.points,
         help="landmarks the alignment is fitted on",
@@ -325,21 +331,35 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser) -> None:
         help="track faces across frames (video) or detect in every frame (image)",
     )  # fmt: skip
     parser.add_argument(
-        "--min-detection-confidence", type=float, default=defaults.min_detection_confidence
-    )
+        "--min-detection-confidence", type=float, default=defaults.min_detection_confidence,
+        help="face detector score threshold (0-1)",
+    )  # fmt: skip
     parser.add_argument(
         "--flow", action=argparse.BooleanOptionalAction, default=defaults.flow,
         help="compute optical-flow targets",
     )  # fmt: skip
-    parser.add_argument("--flow-delta", type=int, default=defaults.flow_delta)
-    parser.add_argument("--flow-grid", type=int, default=defaults.flow_grid)
-    parser.add_argument("--flow-method", choices=FLOW_METHODS, default=defaults.flow_method)
+    parser.add_argument(
+        "--flow-delta", type=int, default=defaults.flow_delta,
+        help="frames between flow source and target",
+    )  # fmt: skip
+    parser.add_argument(
+        "--flow-grid", type=int, default=defaults.flow_grid, help="flow target grid side, cells"
+    )
+    parser.add_argument(
+        "--flow-method", choices=FLOW_METHODS, default=defaults.flow_method,
+        help="OpenCV flow method",
+    )  # fmt: skip
     parser.add_argument(
         "--fps", type=float, default=defaults.fps, help="frame rate of image folders"
     )
-    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument(
+        "--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes"
+    )
     parser.add_argument("--overwrite", action="store_true", help="start the output afresh")
-    parser.add_argument("--no-progress", dest="progress", action="store_false")
+    parser.add_argument(
+        "--progress", action=argparse.BooleanOptionalAction, default=True,
+        help="show a progress bar",
+    )  # fmt: skip
 
 
 def settings_from_args(args: argparse.Namespace) -> PrepareSettings:
@@ -370,12 +390,13 @@ def finish(summary: Summary, root: Path, labelled: bool) -> int:
 
 def prepare_from_args(jobs: Sequence[VideoJob], args: argparse.Namespace, meta: dict) -> int:
     """Run ``jobs`` with the options of :func:`add_preprocess_arguments`, print the summary and
-    return the exit status (labels are summarised when ``meta`` names AU codes)."""
+    return the exit status (labels are summarised when ``meta`` names AU codes). ``SRC`` is
+    recorded in ``meta`` as ``source_root``."""
     summary = run_jobs(
         jobs,
         args.out,
         settings_from_args(args),
-        meta,
+        {**meta, "source_root": str(args.src.resolve())},
         workers=args.workers,
         overwrite=args.overwrite,
         progress=args.progress,

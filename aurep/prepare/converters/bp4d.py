@@ -1,8 +1,9 @@
-"""``aurep prepare bp4d``: BP4D (41 subjects x 8 tasks) with its 12 AU occurrence labels.
+"""``aurep prepare bp4d SRC --out DIR``: BP4D (41 subjects x 8 tasks) with its 12 AU occurrence labels.
 
-Layout (METHOD.md section 5): frame folders ``<images>/F001/T1/2440.jpg`` (the number in the
-name is the frame, padding ignored; ``<images>`` is ``--root`` or one folder below it, e.g.
-``BP4D-training``) and labels ``<root>/AUCoding/AU_OCC/F001_T1.csv`` (header of column numbers,
+Layout (docs/method.md, "Datasets and their layouts"):
+frame folders ``<images>/F001/T1/2440.jpg`` (the number in the
+name is the frame, padding ignored; ``<images>`` is ``SRC`` or one folder below it, e.g.
+``BP4D-training``) and labels ``SRC/AUCoding/AU_OCC/F001_T1.csv`` (header of column numbers,
 column ``0`` = frame, column ``k`` = AU k, 0/1, 9 = unknown -> -1, only coded frames listed).
 Every image becomes a frame; frames without a label row get -1 and label rows without an image
 are counted. Folds: the standard subject-exclusive 3-fold split (``fold`` column 1-3).
@@ -16,8 +17,8 @@ from functools import partial
 from pathlib import Path
 
 from aurep.au import BP4D_AUS
-from aurep.datasets.common import fold_table, read_occurrence_csv
-from aurep.preprocess.jobs import (
+from aurep.prepare.converters.common import fold_table, read_occurrence_csv
+from aurep.prepare.jobs import (
     VideoJob,
     add_preprocess_arguments,
     prepare_from_args,
@@ -60,14 +61,12 @@ def discover(root: Path) -> list[VideoJob]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, required=True, help="BP4D root folder")
-    add_preprocess_arguments(parser)
+    add_preprocess_arguments(parser, "BP4D root folder")
 
 
 def run(args: argparse.Namespace) -> int:
-    jobs = discover(args.root)
+    jobs = discover(args.src)
     unassigned = sorted({job.subject for job in jobs if job.fold == 0})
     if unassigned:
         print(f"warning: subjects outside the standard folds get fold 0: {unassigned}")
-    meta = {"au_codes": list(BP4D_AUS), "source": "bp4d", "source_root": str(args.root.resolve())}
-    return prepare_from_args(jobs, args, meta)
+    return prepare_from_args(jobs, args, {"au_codes": list(BP4D_AUS), "source": "bp4d"})

@@ -1,7 +1,8 @@
-"""``aurep prepare disfa``: DISFA (27 subjects, left camera) with AU intensities 0-5.
+"""``aurep prepare disfa SRC --out DIR``: DISFA (27 subjects, left camera) with AU intensities 0-5.
 
-Layout (METHOD.md section 5): videos ``<root>/Videos_LeftCamera/LeftVideoSN001_comp.avi`` and
-labels ``<root>/ActionUnit_Labels/SN001/SN001_au1.txt``, one file per AU, lines
+Layout (docs/method.md, "Datasets and their layouts"):
+videos ``SRC/Videos_LeftCamera/LeftVideoSN001_comp.avi`` and
+labels ``SRC/ActionUnit_Labels/SN001/SN001_au1.txt``, one file per AU, lines
 ``frame,intensity`` with 1-based frame numbers (video frame 0 = label frame 1). Occurrence is
 intensity >= 2 (:data:`aurep.au.OCCURRENCE_THRESHOLD`); intensities are stored as ``AUxx_int``.
 Only the standard 8 AUs (:data:`aurep.au.DISFA_AUS`) are kept. A missing AU file leaves that AU
@@ -18,8 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from aurep.au import DISFA_AUS, OCCURRENCE_THRESHOLD
-from aurep.datasets.common import condense, empty_labels, fold_table
-from aurep.preprocess.jobs import (
+from aurep.prepare.converters.common import condense, empty_labels, fold_table
+from aurep.prepare.jobs import (
     FrameLabels,
     VideoJob,
     add_preprocess_arguments,
@@ -94,16 +95,14 @@ def discover(root: Path) -> list[VideoJob]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, required=True, help="DISFA root folder")
-    add_preprocess_arguments(parser)
+    add_preprocess_arguments(parser, "DISFA root folder")
 
 
 def run(args: argparse.Namespace) -> int:
-    jobs = discover(args.root)
+    jobs = discover(args.src)
     meta = {
         "au_codes": list(DISFA_AUS),
         "source": "disfa",
-        "source_root": str(args.root.resolve()),
         "occurrence_threshold": OCCURRENCE_THRESHOLD,
     }
     return prepare_from_args(jobs, args, meta)
