@@ -9,7 +9,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 MEDIAPIPE := mediapipe==1.2.2
 SYNTH_DIR := data/synth
 
-.PHONY: install test lint format demo synth benchmark-quality clean
+.PHONY: install test lint format demo synth benchmark-quality benchmark-quality-quick clean
 
 install: $(BIN)/aurep
 
@@ -40,9 +40,14 @@ synth: $(SYNTH_DIR)/meta.json
 demo: synth
 	$(BIN)/aurep fit --config configs/pretrain/base.yaml --config configs/pretrain/all.yaml
 
-# About an hour on 2 CPU cores: pretrains every config, then linear probes (benchmarks/quality.py).
-benchmark-quality: synth
-	$(BIN)/python benchmarks/quality.py --out benchmarks/results/quality.md
+# Quality benchmark (benchmarks/quality.py): both write benchmarks/results/quality.{md,png}.
+# Quick (~20 min on 2 CPU cores): two small corpora, 3 seeds, temporal only, 20-step budgets
+# (40 for the ceiling); --configs/--steps choose others.
+benchmark-quality-quick: install
+	$(BIN)/python benchmarks/quality.py --mode quick
+# Full (about 13 h on 2 CPU cores): every pretraining config, 500-step budgets, 3000 for the ceiling.
+benchmark-quality: install
+	$(BIN)/python benchmarks/quality.py --mode full
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

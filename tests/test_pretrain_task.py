@@ -1,6 +1,7 @@
 """The multitask pretraining model and its LightningModule on real batches of a tiny synthetic
 corpus: the data contract, encode-once, the weighted sum, optimiser-step hooks, checkpoints."""
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -107,6 +108,26 @@ def test_the_total_is_the_weighted_sum_of_the_head_losses(datamodule, batch):
     logs = out.logs
     expected = logs["cross_identity/loss"] + 0.25 * logs["flow/loss"] + 2.0 * logs["au/loss"]
     assert out.loss.item() == pytest.approx(expected.item(), rel=1e-5)
+
+
+@pytest.mark.parametrize("real_only", [True, False])
+def test_only_real_frames_update_batchnorm_statistics(real_only, datamodule, batch):
+    """The inpainting head encodes masked faces: they must not move the running statistics."""
+    torch.manual_seed(0)
+    backbone = Backbone("test_resnet", levels=(-2, -1))
+    reference = copy.deepcopy(backbone)
+    model = PretrainModel(backbone, make_heads(("inpainting",)), bn_from_real_frames=real_only)
+    model.attach(datamodule.clip_spec)
+    model.train()(batch)
+    reference.train()(batch.frames[:, 0].flatten(0, 1))  # the real frames alone
+    same = [
+        torch.equal(a, b)
+        for (name, a), b in zip(
+            backbone.state_dict().items(), reference.state_dict().values(), strict=True
+        )
+        if "running" in name or "num_batches" in name
+    ]
+    assert same and all(same) is real_only
 
 
 def test_short_overfit_lowers_every_head_loss(datamodule, batch):

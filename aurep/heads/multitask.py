@@ -9,7 +9,8 @@ the weighted sum of the head losses plus the optional supervised AU term.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -19,7 +20,7 @@ from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec, check_needs
 from aurep.heads.au_classifier import AUClassifier
 from aurep.heads.base import ClipFeatures, SSLHead
 from aurep.heads.losses import masked_bce
-from aurep.models.backbone import Backbone
+from aurep.models.backbone import Backbone, BackboneOutput
 
 HEAD_NAME = re.compile(r"[a-z][a-z0-9_]*")
 AU_TERM = "au"
@@ -46,6 +47,10 @@ class PretrainModel(nn.Module):
             are dropped: they are not built and their inputs are not loaded.
         au_weight: weight of the supervised AU loss on labelled frames (0 = none); the AU
             head (:class:`AUClassifier` on pooled features) is built for the data's AU set.
+        bn_from_real_frames: images a head encodes itself (masked or re-rendered faces) are
+            normalised with their own batch statistics but do not update the backbone's
+            BatchNorm running statistics, which then describe real frames only (the frames
+            every downstream use feeds the backbone). False: every pass updates them.
 
     Call :meth:`attach` once with the data's :class:`ClipSpec` before the first step.
     """
@@ -55,6 +60,7 @@ class PretrainModel(nn.Module):
         backbone: Backbone,
         heads: Mapping[str, SSLHead],
         au_weight: float = 0.0,
+        bn_from_real_frames: bool = True,
     ):
         super().__init__()
         for name, head in heads.items():
@@ -67,6 +73,7 @@ class PretrainModel(nn.Module):
         self.backbone = backbone
         self.heads = nn.ModuleDict({k: h for k, h in heads.items() if h.weight > 0})
         self.au_weight = float(au_weight)
+        self.bn_from_real_frames = bn_from_real_frames
         self.au_head: AUClassifier | None = None
         if not self.heads and au_weight <= 0:
             raise ValueError(
@@ -105,7 +112,7 @@ class PretrainModel(nn.Module):
         total = features.pooled.new_zeros(())
         logs: dict[str, torch.Tensor] = {}
         for name, head in self.heads.items():
-            out = head(batch, features, self.backbone)
+            out = head(batch, features, self.encode_other)
             check_finite(f"{name} head", out.loss)
             total = total + head.weight * out.loss
             logs[f"{name}/loss"] = out.loss.detach()
@@ -122,11 +129,39 @@ class PretrainModel(nn.Module):
             logs[f"{AU_TERM}/loss"] = au_loss.detach()
         return PretrainOutput(total, logs, features)
 
+    def encode_other(self, images: torch.Tensor) -> BackboneOutput:
+        """The online backbone on images that are not real frames (N, 3, H, W) -> its outputs;
+        see ``bn_from_real_frames``."""
+        if not (self.training and self.bn_from_real_frames):
+            return self.backbone(images)
+        with frozen_running_stats(self.backbone):
+            return self.backbone(images)
+
     @torch.no_grad()
     def after_optimizer_step(self) -> None:
         """Run every head's post-step update (EMA encoders, queues) once per optimiser step."""
         for head in self.heads.values():
             head.after_optimizer_step(self.backbone)
+
+
+@contextmanager
+def frozen_running_stats(module: nn.Module) -> Iterator[None]:
+    """Inside: BatchNorm layers of ``module`` in train mode still normalise with batch
+    statistics but leave running mean/var (and the batch counter) unchanged."""
+    tracked = [
+        m
+        for m in module.modules()
+        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats
+    ]
+    saved = [(m.momentum, m.num_batches_tracked.clone()) for m in tracked]
+    for norm in tracked:
+        norm.momentum = 0.0
+    try:
+        yield
+    finally:
+        for norm, (momentum, count) in zip(tracked, saved, strict=True):
+            norm.momentum = momentum
+            norm.num_batches_tracked.copy_(count)
 
 
 def check_finite(name: str, loss: torch.Tensor) -> None:

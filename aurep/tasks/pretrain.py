@@ -45,6 +45,8 @@ class PretrainTask(pl.LightningModule):
         au_codes: the dataset's AU codes (linked from the DataModule by the CLI).
         au_weight: weight of the supervised AU loss on labelled frames (0 = self-supervised only).
         online_probe: train a linear AU probe on detached features and log its per-AU F1.
+        bn_from_real_frames: only real frames update the backbone's BatchNorm running
+            statistics (see :class:`~aurep.heads.multitask.PretrainModel`).
         optimizer / lr_scheduler: callables from the config (LightningCLI injects them).
     """
 
@@ -57,13 +59,14 @@ class PretrainTask(pl.LightningModule):
         au_codes: list[int] | None = None,
         au_weight: float = 0.0,
         online_probe: bool = True,
+        bn_from_real_frames: bool = True,
         optimizer: OptimizerCallable = _default_optimizer,
         lr_scheduler: LRSchedulerCallable | None = None,
     ):
         super().__init__()
         self.save_hyperparameters(ignore=["heads"])
         encoder = Backbone(backbone, levels=tuple(backbone_levels or (-2, -1)), img_size=img_size)
-        self.model = PretrainModel(encoder, heads or {}, au_weight)
+        self.model = PretrainModel(encoder, heads or {}, au_weight, bn_from_real_frames)
         self.au_codes = [int(code) for code in au_codes or []]
         num_aus = len(self.au_codes)
         self.probe = (

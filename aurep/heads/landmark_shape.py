@@ -1,0 +1,76 @@
+"""Facial shape from one frame: regress the pose-normalised 68 landmarks from pooled features.
+
+A pretext task with free targets: the landmarks every prepared dataset already has (MediaPipe
+at ``aurep prepare`` time, exact in the synthetic corpus), no AU labels. It asks the pooled
+feature, the one AU probes read, to carry the face's geometry: brow raise, lid closure, lip
+corner and jaw positions are what most AUs move.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
+from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
+from aurep.heads.layers import mlp
+from aurep.landmarks import EYE_CORNERS, NUM_LANDMARKS
+from aurep.models.backbone import Backbone
+
+REFERENCES = ("template", "clip_mean")
+
+
+def normalised_shape(points: torch.Tensor) -> torch.Tensor:
+    """points: (..., 68, 2) pixels -> (..., 68, 2) in a face frame: origin at the mean point,
+    x along the line between the outer eye corners, unit = the outer-eye-corner distance.
+    Removes translation, rotation and scale (the view's augmentation and the head pose in the
+    image plane); a mirrored face stays mirrored (its indices are already swapped)."""
+    centred = points - points.mean(dim=-2, keepdim=True)
+    eye_line = points[..., EYE_CORNERS[3], :] - points[..., EYE_CORNERS[0], :]
+    scale = eye_line.norm(dim=-1, keepdim=True).clamp(min=1e-6)  # (..., 1)
+    cos, sin = (eye_line / scale).unbind(-1)
+    rotation = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
+    return centred @ rotation.transpose(-1, -2) / scale[..., None]
+
+
+class LandmarkShapeHead(SSLHead):
+    """MLP on each frame's pooled feature (view 0) -> its normalised 68-point shape
+    (:func:`normalised_shape`), each of the 136 coordinates standardised by BatchNorm statistics
+    of the targets (expression moves them by a few percent of the eye distance, so raw targets
+    would reward predicting the mean shape). Loss: mean squared error of the standardised
+    coordinates; predicting the mean shape scores 1.
+
+    Logs: ``explained`` = 1 - loss, the share of the shape variance the features predict.
+
+    Args:
+        hidden_dim: MLP hidden width.
+        reference: ``template`` = the shape itself (identity + expression); ``clip_mean`` = the
+            shape minus the clip's mean shape (the expression change within the clip, which
+            removes most of the identity; weak when a clip spans few AU changes).
+        weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
+    """
+
+    needs = BatchNeeds(landmarks=True)
+
+    def __init__(self, hidden_dim: int = 256, reference: str = "template", weight: float = 1.0):
+        super().__init__(weight)
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        self.hidden_dim, self.reference = hidden_dim, reference
+
+    def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
+        self.regressor = mlp(backbone.num_features, self.hidden_dim, NUM_LANDMARKS * 2)
+        self.standardise = nn.BatchNorm1d(NUM_LANDMARKS * 2, affine=False)
+
+    def targets(self, landmarks: torch.Tensor) -> torch.Tensor:
+        """landmarks: (B, T, 68, 2) pixels of view 0 -> (B * T, 136) standardised targets."""
+        shape = normalised_shape(landmarks.float())
+        if self.reference == "clip_mean":
+            shape = shape - shape.mean(dim=1, keepdim=True)
+        return self.standardise(shape.flatten(-2).flatten(0, 1))
+
+    def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
+        target = self.targets(batch.landmarks[:, 0])
+        loss = F.mse_loss(self.regressor(features.pooled.flatten(0, 1)), target)
+        return HeadOutput(loss, {"explained": (1 - loss).detach()})
