@@ -16,8 +16,8 @@ class LoggedConfigCallback(SaveConfigCallback):
     As the parent it writes ``config.yaml`` (every default filled in) to ``trainer.log_dir``.
     For each :class:`~pytorch_lightning.loggers.WandbLogger` it then (rank 0 only, via
     ``save_config``) merges the nested config (``trainer``, ``model``, ``data``, ...) into the run's
-    config, so W&B shows columns such as ``model.init_args.temporal_weight`` (the names sweeps
-    use), and saves the YAML as ``files/<wandb_filename>`` of the run (synced with the run; not
+    config, so W&B shows columns such as ``model.init_args.heads.temporal.init_args.weight``
+    (the names sweeps use), and saves the YAML as ``files/<wandb_filename>`` of the run (synced with the run; not
     ``config.yaml``, which W&B writes there itself).
 
     Args: those of :class:`~pytorch_lightning.cli.SaveConfigCallback`, plus ``wandb_filename``.
