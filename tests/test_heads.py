@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 
 import pytest
@@ -30,6 +31,7 @@ from aurep.heads import (
     temporal_log_weights,
     temporal_ranking_loss,
 )
+from aurep.heads.landmark_shape import LandmarkShapeHead
 from aurep.models.backbone import Backbone
 
 
@@ -328,3 +330,28 @@ def test_key_queue_gathers_keys_across_ranks(tmp_path):
     expected = torch.tensor([0.0] * 3 + [1.0] * 3)
     for state in states:
         assert torch.equal(state["queue"][:6, 0], expected) and state["pointer"].item() == 6
+
+
+@pytest.mark.parametrize(
+    ("reference", "still_clip_loss_is_zero"),
+    [
+        ("clip_mean", False),
+        ("clip_relative", True),
+    ],
+)
+def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
+    backbone, reference, still_clip_loss_is_zero
+):
+    """A clip whose frames are one repeated image has no shape change: ``clip_relative``
+    centres the prediction too, so nothing is left to regress (loss exactly 0); ``clip_mean``
+    still asks the features to predict the (zero) target from a single frame."""
+    batch = make_batch()
+    still = dataclasses.replace(
+        batch,
+        frames=batch.frames[:, :, :1].expand_as(batch.frames).contiguous(),
+        landmarks=batch.landmarks[:, :, :1].expand_as(batch.landmarks).contiguous(),
+    )
+    head = LandmarkShapeHead(reference=reference)
+    head.attach(backbone, SPEC)
+    loss = head(still, features_of(backbone, still), backbone).loss
+    assert loss.item() < 1e-6 if still_clip_loss_is_zero else loss.item() > 1e-2

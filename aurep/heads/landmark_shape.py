@@ -18,7 +18,7 @@ from aurep.heads.layers import mlp
 from aurep.landmarks import EYE_CORNERS, NUM_LANDMARKS
 from aurep.models.backbone import Backbone
 
-REFERENCES = ("template", "clip_mean")
+REFERENCES = ("template", "clip_mean", "clip_relative")
 
 
 def normalised_shape(points: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,10 @@ class LandmarkShapeHead(SSLHead):
         hidden_dim: MLP hidden width.
         reference: ``template`` = the shape itself (identity + expression); ``clip_mean`` = the
             shape minus the clip's mean shape (the expression change within the clip, which
-            removes most of the identity; weak when a clip spans few AU changes).
+            removes most of the identity; weak when a clip spans few AU changes);
+            ``clip_relative`` = as ``clip_mean``, and the prediction is centred on the clip too:
+            differences between a clip's frames are regressed, so the features need not guess
+            the person's mean shape from one frame.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
     """
 
@@ -66,11 +69,15 @@ class LandmarkShapeHead(SSLHead):
     def targets(self, landmarks: torch.Tensor) -> torch.Tensor:
         """landmarks: (B, T, 68, 2) pixels of view 0 -> (B * T, 136) standardised targets."""
         shape = normalised_shape(landmarks.float())
-        if self.reference == "clip_mean":
+        if self.reference != "template":
             shape = shape - shape.mean(dim=1, keepdim=True)
         return self.standardise(shape.flatten(-2).flatten(0, 1))
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
         target = self.targets(batch.landmarks[:, 0])
-        loss = F.mse_loss(self.regressor(features.pooled.flatten(0, 1)), target)
+        pooled = features.pooled  # (B, T, C)
+        prediction = self.regressor(pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
+        if self.reference == "clip_relative":
+            prediction = prediction - prediction.mean(dim=1, keepdim=True)
+        loss = F.mse_loss(prediction.flatten(0, 1), target)
         return HeadOutput(loss, {"explained": (1 - loss).detach()})
