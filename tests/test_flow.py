@@ -10,6 +10,7 @@ from conftest import template_landmarks, textured_video
 
 from aurep.cli import main
 from aurep.data.batch import BatchNeeds
+from aurep.data.clips import ClipDataset, flow_from_previous_frame, index_clips
 from aurep.data.datamodules import ClipDataModule
 from aurep.data.flow import video_flow_targets
 from aurep.data.prepared import PreparedDataset, PreparedDatasetWriter
@@ -141,3 +142,24 @@ def test_flow_direction_of_fixture_texture():
     flow = video_flow_targets(frames)
     assert abs(flow[1:, 0, 4:-4, 4:-4].mean() - 1.5) < 0.2
     assert abs(flow[1:, 1, 4:-4, 4:-4].mean()) < 0.2
+
+
+def test_strided_clips_sum_frame_to_frame_flow_since_the_previous_clip_frame(tmp_path):
+    """Stored target k is the constant field k (frame k - 1 -> k); with stride 3 a clip frame's
+    target is the sum of the 3 targets since the previous clip frame."""
+    writer = PreparedDatasetWriter(tmp_path)
+    frames = np.zeros((12, SIZE, SIZE, 3), np.uint8)
+    landmarks = np.repeat(template_landmarks()[None] * (SIZE - 1), 12, 0)
+    flow = np.broadcast_to(np.arange(12, dtype=np.float16)[:, None, None, None], (12, 2, 4, 4))
+    for subject in ("A", "B"):
+        writer.write_video(f"{subject}_v", subject, frames, landmarks, arrays={"flow": flow.copy()})
+    writer.finalize({"au_codes": [], "image_size": SIZE, "flow": {"delta": 1, "grid": 4}})
+    dataset = PreparedDataset(tmp_path)
+    index = index_clips(dataset, ["A_v"], 3, 3, {"A": 0})
+    clips = ClipDataset(dataset, index, 3, 3, GeometricAugment(SIZE, 0, 0, 0, 0))
+    assert flow_from_previous_frame(dataset, stride=3)
+    for start in (0, 1, 4):
+        targets = clips.read_flow("A_v", start)[:, 0, 0, 0]
+        ends = start + 3 * np.arange(3)
+        expected = [sum(range(max(end - 2, 0), end + 1)) for end in ends]
+        np.testing.assert_allclose(targets, expected)

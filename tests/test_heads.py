@@ -32,6 +32,7 @@ from aurep.heads import (
     temporal_ranking_loss,
 )
 from aurep.heads.landmark_shape import LandmarkShapeHead
+from aurep.heads.optical_flow import displacement_from_clip_start
 from aurep.models.backbone import Backbone
 
 
@@ -355,3 +356,33 @@ def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
     head.attach(backbone, SPEC)
     loss = head(still, features_of(backbone, still), backbone).loss
     assert loss.item() < 1e-6 if still_clip_loss_is_zero else loss.item() > 1e-2
+
+
+def test_flow_clip_relative_regresses_displacement_from_the_clip_start(backbone):
+    """Targets: motion from the previous clip frame. A prediction equal to the summed motion
+    plus any per-clip offset is perfect (loss 0); one frame's error shows; data whose targets
+    are not from the previous clip frame are refused at attach."""
+    steps = torch.randn(B, T, 2, GRID, GRID)
+    displacement = displacement_from_clip_start(steps)
+    assert torch.equal(displacement[:, 0], torch.zeros_like(displacement[:, 0]))
+    torch.testing.assert_close(displacement[:, 2], steps[:, 1] + steps[:, 2])
+
+    head = make_head("flow", reference="clip_relative")
+    with pytest.raises(ValueError, match="previous clip frame"):
+        head.attach(backbone, SPEC)
+    head.attach(backbone, dataclasses.replace(SPEC, flow_from_previous=True))
+    head.eval()
+    batch = make_batch(flow=False)
+    features = features_of(backbone, batch)
+    with torch.no_grad():
+        predicted = head.predict(features.map.flatten(0, 1), (GRID, GRID)).unflatten(0, (B, T))
+    offset = torch.randn(B, 1, 2, GRID, GRID)  # per clip: invisible to a clip-relative loss
+    first_steps = predicted - predicted[:, :1] + offset
+    # motion from the previous frame that sums to the prediction: its differences
+    motion = torch.cat([first_steps[:, :1], first_steps.diff(dim=1)], dim=1)
+    batch.flow = torch.stack([motion, torch.randn_like(motion)], dim=1)
+    output = head(batch, features, backbone)
+    assert output.loss.item() == pytest.approx(0.0, abs=1e-5)
+    assert output.logs["zero_epe"] > 1e-3  # predicting no motion is not perfect here
+    batch.flow[:, 0, 1] += 1.0  # frame 1 moved: frames 1..T-1 shift against frame 0
+    assert head(batch, features, backbone).loss.item() > 0.1

@@ -102,13 +102,24 @@ def partner_indices(identity: torch.Tensor) -> torch.Tensor:
     return partner
 
 
+def flow_delta(dataset: PreparedDataset) -> int:
+    """Frames between the two images of each stored flow target (``aurep prepare flow``)."""
+    return int(dataset.meta.get("flow", {}).get("delta", 1))
+
+
+def flow_from_previous_frame(dataset: PreparedDataset, stride: int) -> bool:
+    """Whether :class:`ClipDataset` flow target t is the motion from clip frame t - 1 (t >= 1):
+    frame-to-frame targets (summed over the stride) or targets whose delta is the stride."""
+    return flow_delta(dataset) in (1, stride)
+
+
 class ClipDataset(Dataset):
     """Clips in ``needs.views`` augmented views; items are keyed ``(clip_index, seed)``.
 
     Only what ``needs`` asks for is read and warped (None: frames of one view). Returns a dict of numpy arrays: ``frames``
     uint8 (V, T, 3, H, W); ``landmarks`` (V, T, 68, 2) if ``needs.landmarks``; ``rois``
     (V, T, R, 4) (pixels of the view) if ``needs.rois``; ``flow`` (V, T, 2, g, g) float32 if
-    ``needs.flow``; ``identity`` int; ``labels`` int8 (T, A) (1/0/-1) for the dataset's AUs.
+    ``needs.flow``, the motion into each clip frame (see :meth:`read_flow`); ``identity`` int; ``labels`` int8 (T, A) (1/0/-1) for the dataset's AUs.
     """
 
     def __init__(
@@ -144,6 +155,21 @@ class ClipDataset(Dataset):
         span = (self.clip_length - 1) * self.stride + 1
         return self.dataset.array(video, name, start, span)[:: self.stride]
 
+    def read_flow(self, video: str, start: int) -> np.ndarray:
+        """(T, 2, g, g) flow targets of a clip, pixels. With frame-to-frame targets (delta 1)
+        and stride s > 1, target t is the sum of the s targets since the previous clip frame
+        (small motions compose approximately by addition), so that it stays the motion from
+        clip frame t - 1; frame 0 sums the s frames before the clip (fewer at a video's start).
+        Otherwise the stored target of each clip frame (motion from ``delta`` frames before)."""
+        if self.stride == 1 or flow_delta(self.dataset) != 1:
+            return self._read("flow", video, start)
+        first = max(start - self.stride + 1, 0)
+        span = start + (self.clip_length - 1) * self.stride + 1 - first
+        raw = self.dataset.array(video, "flow", first, span).astype(np.float32)
+        total = np.concatenate([np.zeros_like(raw[:1]), raw.cumsum(0)])  # total[k] = sum raw[:k]
+        ends = start - first + self.stride * np.arange(self.clip_length)  # clip frames in raw
+        return total[ends + 1] - total[np.maximum(ends + 1 - self.stride, 0)]
+
     def __getitem__(self, key: tuple[int, int] | int) -> dict:
         clip, seed = key if isinstance(key, tuple) else (key, 0)
         video = self.index.video_names[self.index.video[clip]]
@@ -152,7 +178,7 @@ class ClipDataset(Dataset):
         frames = self._read("frames", video, start)
         use_points = needs.landmarks or needs.rois
         landmarks = self._read("landmarks", video, start) if use_points else None
-        flow = self._read("flow", video, start) if needs.flow else None
+        flow = self.read_flow(video, start) if needs.flow else None
         rng = np.random.default_rng(seed)
         views = []
         for _ in range(needs.views):

@@ -20,7 +20,12 @@ from torch.utils.data import DataLoader
 
 from aurep.au import SYNTH_AUS
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec, check_needs
-from aurep.data.clips import ClipDataset, collate_clips, index_clips
+from aurep.data.clips import (
+    ClipDataset,
+    collate_clips,
+    flow_from_previous_frame,
+    index_clips,
+)
 from aurep.data.folds import fold_split, holdout_subjects, sample_label_fraction
 from aurep.data.label_stats import pos_weight_from_labels
 from aurep.data.labelled import FrameBatch, LabelledFrameDataset, collate_frames
@@ -173,6 +178,8 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             num_rois=len(self.roi_names),
             max_views=self.hparams.num_views or 2,
             has_flow=self.has_flow,
+            flow_from_previous=self.has_flow
+            and flow_from_previous_frame(self.dataset, self.hparams.stride),
             has_labels=self.num_aus > 0,
             au_codes=tuple(self.au_codes),
             source=str(self.dataset.root),

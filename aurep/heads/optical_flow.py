@@ -13,6 +13,19 @@ from aurep.heads.losses import end_point_error
 from aurep.models.backbone import Backbone
 
 FLOW_LOSSES = ("epe", "smooth_l1")
+REFERENCES = ("previous", "clip_relative")
+
+
+def displacement_from_clip_start(flow: torch.Tensor) -> torch.Tensor:
+    """flow: (B, T, 2, h, w), target t = motion from clip frame t - 1 -> (B, T, 2, h, w) the
+    summed motion from clip frame 0 to each frame (0 for frame 0), pixels."""
+    steps = torch.cat([torch.zeros_like(flow[:, :1]), flow[:, 1:]], dim=1)
+    return steps.cumsum(dim=1)
+
+
+def clip_centred(values: torch.Tensor) -> torch.Tensor:
+    """(B, T, ...) -> the same minus each clip's mean over its T frames."""
+    return values - values.mean(dim=1, keepdim=True)
 
 
 class OpticalFlowHead(SSLHead):
@@ -28,9 +41,16 @@ class OpticalFlowHead(SSLHead):
         width: decoder channels.
         upsample_blocks: number of x2 upsampling blocks before the final resize.
         loss: ``epe`` (mean end-point error, pixels) or ``smooth_l1`` (per component).
+        reference: ``previous`` = RTATL's target, the flow from ``t - delta`` to t (a velocity:
+            ill-posed from one still frame); ``clip_relative`` = each frame's displacement
+            from the clip's first frame (:func:`displacement_from_clip_start`), prediction and
+            target both centred on the clip, so one frame predicts where its face points are
+            relative to the clip's other frames (the data's targets must be from the previous
+            clip frame: ``ClipSpec.flow_from_previous``).
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    Logs: ``epe`` (pixels) when the loss is not the EPE itself.
+    Logs: ``epe`` (pixels) when the loss is not the EPE itself; ``zero_epe``, the EPE of
+    predicting no motion (the trivial baseline the EPE must beat).
     """
 
     needs = BatchNeeds(flow=True)
@@ -41,16 +61,28 @@ class OpticalFlowHead(SSLHead):
         width: int = 64,
         upsample_blocks: int = 2,
         loss: str = "epe",
+        reference: str = "previous",
         weight: float = 1.0,
     ):
         super().__init__(weight)
         if loss not in FLOW_LOSSES:
             raise ValueError(f"OpticalFlowHead loss must be one of {FLOW_LOSSES}, got {loss!r}")
+        if reference not in REFERENCES:
+            raise ValueError(
+                f"OpticalFlowHead reference must be one of {REFERENCES}, got {reference!r}"
+            )
+        self.reference = reference
         self.feature_level, self.width = feature_level, width
         self.upsample_blocks, self.loss_kind = upsample_blocks, loss
 
     def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         """Build the decoder for the chosen map's channels."""
+        if self.reference == "clip_relative" and not spec.flow_from_previous:
+            raise ValueError(
+                f"OpticalFlowHead reference=clip_relative needs flow targets from the previous "
+                f"clip frame, but {spec.source} stores targets whose delta is neither 1 nor the "
+                "clip stride: rerun `aurep prepare flow` with --delta 1, or use reference=previous"
+            )
         try:
             channels = backbone.channels[self.feature_level]
         except IndexError:
@@ -75,11 +107,16 @@ class OpticalFlowHead(SSLHead):
                 "OpticalFlowHead needs flow targets but batch.flow is None: prepare the dataset "
                 "with flow (or drop the flow head)"
             )
-        target = batch.flow[:, 0].flatten(0, 1)  # (B * T, 2, h, w)
-        prediction = self.predict(
-            features.maps[self.feature_level].flatten(0, 1), target.shape[-2:]
-        )
+        target = batch.flow[:, 0]  # (B, T, 2, h, w)
+        feature_map = features.maps[self.feature_level]
+        prediction = self.predict(feature_map.flatten(0, 1), target.shape[-2:])
+        prediction = prediction.unflatten(0, target.shape[:2])
+        if self.reference == "clip_relative":
+            target = clip_centred(displacement_from_clip_start(target))
+            prediction = clip_centred(prediction)
         epe = end_point_error(prediction, target)
+        logs = {"zero_epe": end_point_error(torch.zeros_like(target), target)}
         if self.loss_kind == "epe":
-            return HeadOutput(epe)
-        return HeadOutput(F.smooth_l1_loss(prediction, target), {"epe": epe.detach()})
+            return HeadOutput(epe, logs)
+        loss = F.smooth_l1_loss(prediction, target)
+        return HeadOutput(loss, {"epe": epe.detach(), **logs})
