@@ -386,3 +386,14 @@ def test_flow_clip_relative_regresses_displacement_from_the_clip_start(backbone)
     assert output.logs["zero_epe"] > 1e-3  # predicting no motion is not perfect here
     batch.flow[:, 0, 1] += 1.0  # frame 1 moved: frames 1..T-1 shift against frame 0
     assert head(batch, features, backbone).loss.item() > 0.1
+
+
+@pytest.mark.parametrize("clip_centred", [False, True])
+def test_tcl_clip_centred_embeddings_ignore_what_a_clip_shares(clip_centred):
+    """A per-clip offset of the projections (identity, background) changes nothing once
+    centred; without centring it moves the embeddings."""
+    head = make_head("tcl", clip_centred=clip_centred, queue_size=0)
+    projected = torch.randn(B, T, 16)
+    shifted = projected + 5.0 * torch.randn(B, 1, 16)
+    same = torch.allclose(head.normalise(projected), head.normalise(shifted), atol=1e-5)
+    assert same == clip_centred

@@ -34,6 +34,10 @@ class TemporalContrastiveHead(SSLHead):
         distance_power: in-clip negative weight ``(|i-j| / (T-1)) ** p``; 0 = no weighting.
         rank_weight: weight of the ranking term (0 = off, not computed).
         rank_margin: ranking margin delta (cosine units).
+        clip_centred: subtract each clip's mean projection before normalising (queries and
+            keys): what all frames of a clip share (identity, background, lighting) is removed,
+            so only what changes within the clip can tell its frames apart. Use with
+            ``queue_size=0`` (queue keys of other clips would be centred on their own clip).
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
     Logs: ``pos_sim`` (mean positive cosine); with the ranking term on, ``infonce`` and ``rank``.
@@ -52,6 +56,7 @@ class TemporalContrastiveHead(SSLHead):
         distance_power: float = 1.0,
         rank_weight: float = 0.1,
         rank_margin: float = 0.05,
+        clip_centred: bool = False,
         weight: float = 1.0,
     ):
         super().__init__(weight)
@@ -68,6 +73,7 @@ class TemporalContrastiveHead(SSLHead):
         self.distance_power = distance_power
         self.rank_weight = rank_weight
         self.rank_margin = rank_margin
+        self.clip_centred = clip_centred
         self.queue = KeyQueue(queue_size, embed_dim)
         self._pending_keys: list[torch.Tensor] = []
 
@@ -77,15 +83,21 @@ class TemporalContrastiveHead(SSLHead):
         self.key_backbone = momentum_copy(backbone)
         self.key_projector = momentum_copy(self.projector)
 
+    def normalise(self, projected: torch.Tensor) -> torch.Tensor:
+        """projected: (B, T, d) -> (B, T, d) unit vectors, clip mean removed if ``clip_centred``."""
+        if self.clip_centred:
+            projected = projected - projected.mean(dim=1, keepdim=True)
+        return F.normalize(projected, dim=-1)
+
     def embed(self, pooled: torch.Tensor) -> torch.Tensor:
         """pooled: (B, T, C) -> (B, T, d) L2-normalised query embeddings."""
-        return F.normalize(self.projector(pooled.flatten(0, 1)), dim=-1).view(*pooled.shape[:2], -1)
+        return self.normalise(self.projector(pooled.flatten(0, 1)).view(*pooled.shape[:2], -1))
 
     @torch.no_grad()
     def encode_keys(self, frames: torch.Tensor) -> torch.Tensor:
         """frames: (B, T, 3, H, W) -> (B, T, d) L2-normalised keys from the momentum encoder."""
         pooled = self.key_backbone(frames.flatten(0, 1)).pooled
-        return F.normalize(self.key_projector(pooled), dim=-1).view(*frames.shape[:2], -1)
+        return self.normalise(self.key_projector(pooled).view(*frames.shape[:2], -1))
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
         if batch.num_views < 2:
