@@ -185,11 +185,15 @@ def test_prepare_videos_end_to_end(tmp_path, capsys):
     (src / "id3").mkdir()
     (src / "id3" / "broken.mp4").write_bytes(b"\x00" * 100)
     out = tmp_path / "prepared"
-    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48") == 0
+    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48") == 1
     captured = capsys.readouterr()
     assert "broken.mp4" in captured.err
     assert "videos: 2 written, 1 failed, 0 already done" in captured.out
     assert "faces found in 8 (80.0%)" in captured.out
+    assert "1 videos failed (id3__broken)" in captured.out and "--allow-partial" in captured.out
+    assert not (out / "meta.json").exists()  # a failed video leaves the dataset incomplete
+    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48", "--allow-partial") == 0
+    assert "0 written, 1 failed, 2 already done" in capsys.readouterr().out
     dataset = PreparedDataset(out)
     assert sorted(dataset.videos) == ["id-2__frames", "id1__talk__00001"]
     assert dataset.video_subjects == {"id-2__frames": "id 2", "id1__talk__00001": "id1"}
@@ -203,7 +207,7 @@ def test_prepare_videos_end_to_end(tmp_path, capsys):
     assert np.linalg.norm(landmarks[36:48].mean(0) - template[36:48].mean(0)) < 2.0
     assert dataset.meta["flow"] == {"delta": 1, "grid": 28, "method": "dis"}
     # resume: finished videos are skipped, the broken one is tried again
-    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48") == 0
+    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48", "--allow-partial") == 0
     assert "1 failed, 2 already done" in capsys.readouterr().out
     with pytest.raises(ValueError, match="other settings"):
         run_prepare_videos(str(src), "--out", str(out), "--size", "64")

@@ -222,12 +222,15 @@ def test_unusable_output_is_a_one_line_error(tmp_path, capsys):
     (tmp_path / "full").mkdir()
     (tmp_path / "full" / "x").write_text("x")
     (tmp_path / "file").write_text("x")
-    for out, message in ((tmp_path / "full", "--overwrite"), (tmp_path / "file" / "sub", "cannot")):
+    cases = ((tmp_path / "full", "aurep did not write (x)"), (tmp_path / "file" / "sub", "cannot"))
+    for out, message in cases:
         with pytest.raises(SystemExit) as exit_info:
             main(["synth", "--out", str(out), "--identities", "1", "--frames", "2"])
         assert exit_info.value.code != 0
         error = capsys.readouterr().err
         assert message in error and len(error.strip().splitlines()) == 1
+        assert "--overwrite" not in error  # it would not help, and must not be suggested
+    assert (tmp_path / "full" / "x").read_text() == "x"
 
 
 def test_contact_sheet_command(tmp_path):

@@ -6,7 +6,9 @@ Layout of a prepared dataset directory ``ROOT``::
     ROOT/manifest.parquet              one row per frame (columns below)
     ROOT/videos/<video>/frames.npy     uint8 (T, H, W, 3) RGB aligned face crops
     ROOT/videos/<video>/landmarks.npy  float32 (T, 68, 2) iBUG 68 points, pixels of the crop
+    ROOT/videos/<video>/provenance.json  settings and input fingerprint the video was made from
     ROOT/videos/<video>/rows.parquet   that video's manifest rows; written last for the video
+    ROOT/.aurep-output.json            aurep's marker: aurep wrote this folder, with which job
     ROOT/videos/<video>/<array>.npy    optional per-frame arrays, e.g. ``flow`` (T, 2, h, w)
 
 Manifest columns: ``subject`` (str), ``video`` (str), ``frame`` (int, 0-based row in the video's
@@ -33,12 +35,17 @@ import pandas as pd
 
 from aurep.au import OCCURRENCE_VALUES, au_column, au_intensity_column
 from aurep.landmarks import NUM_LANDMARKS
+from aurep.media import is_image, is_video
 
 FORMAT_VERSION = 1
 META_FILE = "meta.json"
 MANIFEST_FILE = "manifest.parquet"
 VIDEOS_DIR = "videos"
 ROWS_FILE = "rows.parquet"
+PROVENANCE_FILE = "provenance.json"
+MARKER_FILE = ".aurep-output.json"  # aurep wrote this folder; holds the job's settings
+LEGACY_SETTINGS_FILE = "prepare.json"  # what prepare jobs recorded before the marker
+AUREP_ENTRIES = (META_FILE, MANIFEST_FILE, VIDEOS_DIR, MARKER_FILE, LEGACY_SETTINGS_FILE)
 _VIDEO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 BASE_COLUMNS = ("subject", "video", "frame", "source_frame", "fold", "success")
 
@@ -79,24 +86,122 @@ def save_json(path: Path, data: dict) -> None:
     _save_atomic(path, lambda handle: handle.write(json.dumps(data, indent=2).encode()))
 
 
+def check_apart(out: Path, inputs: Sequence[str | Path]) -> None:
+    """DatasetError unless the output folder ``out`` is neither an input, inside one, nor
+    holding one (paths compared after resolving links)."""
+    target = Path(out).resolve()
+    for source in inputs:
+        source_path = Path(source).resolve()
+        if target == source_path:
+            relation = "is the input"
+        elif target.is_relative_to(source_path):
+            relation = "lies inside the input"
+        elif source_path.is_relative_to(target):
+            relation = "holds the input"
+        else:
+            continue
+        raise DatasetError(
+            f"{out}: the output folder {relation} {source}: choose an output folder outside it"
+        )
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def is_aurep_output(root: Path) -> bool:
+    """Whether ``root`` carries aurep's marker (or, for folders written before the marker, a
+    prepared dataset's meta.json or an unfinished prepare job's prepare.json)."""
+    root = Path(root)
+    if (root / MARKER_FILE).is_file():
+        return True
+    meta = _read_json(root / META_FILE) or {}
+    legacy_job = _read_json(root / LEGACY_SETTINGS_FILE) or {}
+    return ("format_version" in meta and "au_codes" in meta) or "settings" in legacy_job
+
+
+def recorded_job(root: Path) -> dict | None:
+    """The job settings recorded in ``root``'s marker (legacy: prepare.json), or None."""
+    marker = _read_json(Path(root) / MARKER_FILE)
+    if marker is not None:
+        return marker.get("job")
+    return _read_json(Path(root) / LEGACY_SETTINGS_FILE)
+
+
+def describe_difference(recorded: dict | None, wanted: dict) -> str:
+    """Short text naming the keys whose values differ between two job records."""
+    if recorded is None:
+        return "none recorded"
+    keys = sorted(k for k in {*recorded, *wanted} if recorded.get(k) != wanted.get(k))
+    return "; ".join(f"{k}: {recorded.get(k)!r} there, {wanted.get(k)!r} now" for k in keys)
+
+
+def remove_aurep_output(root: Path) -> None:
+    """Delete what aurep writes in ``root`` (dataset files, the videos folder, temporary
+    files, the marker); anything else stays."""
+    for entry in Path(root).iterdir():
+        ours = entry.name in AUREP_ENTRIES or (
+            entry.name.startswith(".") and entry.name.endswith(".tmp")
+        )
+        if not ours:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+
+
 class PreparedDatasetWriter:
     """Writes a prepared dataset video by video; :meth:`finalize` makes it complete.
 
     Videos can be written from several processes (the writer pickles as its root path). A video
     counts as written once its ``rows.parquet`` exists, so an interrupted job can resume with
     ``resume=True`` and skip finished videos (:meth:`has_video`).
+
+    The folder gets aurep's marker (:data:`MARKER_FILE`) holding ``job``, the settings of the job
+    writing it. A non-empty folder is used only when it carries the marker: ``overwrite``
+    removes only what aurep wrote there, ``resume`` needs the same ``job``. ``inputs``: paths
+    the job reads; the folder may not be, hold or lie inside any of them.
     """
 
-    def __init__(self, root: str | Path, *, overwrite: bool = False, resume: bool = False):
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        overwrite: bool = False,
+        resume: bool = False,
+        job: dict | None = None,
+        inputs: Sequence[str | Path] = (),
+    ):
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
             raise DatasetError(f"{self.root}: exists and is not a directory")
+        check_apart(self.root, inputs)
+        job = dict(job or {})
         if self.root.is_dir() and any(self.root.iterdir()):
+            if not is_aurep_output(self.root):
+                foreign = sorted(p.name for p in self.root.iterdir())
+                raise DatasetError(
+                    f"{self.root}: holds files aurep did not write ({', '.join(foreign[:3])}"
+                    f"{', ...' if len(foreign) > 3 else ''}) and no {MARKER_FILE}: "
+                    "choose a new or empty output folder"
+                )
             if overwrite:
-                shutil.rmtree(self.root)
+                remove_aurep_output(self.root)
             elif not resume:
                 raise DatasetError(
-                    f"{self.root}: exists and is not empty (pass --overwrite to replace it)"
+                    f"{self.root}: holds a dataset aurep wrote (pass --overwrite to replace "
+                    "what aurep wrote there)"
+                )
+            elif recorded_job(self.root) != job:
+                raise DatasetError(
+                    f"{self.root}: was started with other settings "
+                    f"({describe_difference(recorded_job(self.root), job)}); pass --overwrite "
+                    "to redo it (only what aurep wrote there is replaced)"
                 )
         try:
             (self.root / VIDEOS_DIR).mkdir(parents=True, exist_ok=True)
@@ -107,6 +212,7 @@ class PreparedDatasetWriter:
         if not os.access(self.root, os.W_OK):
             raise DatasetError(f"{self.root}: output directory is not writable")
         (self.root / META_FILE).unlink(missing_ok=True)  # incomplete until finalize()
+        save_json(self.root / MARKER_FILE, {"written_by": "aurep", "job": job})
 
     def video_dir(self, video: str) -> Path:
         return self.root / VIDEOS_DIR / check_video_id(video)
@@ -128,12 +234,15 @@ class PreparedDatasetWriter:
         success: np.ndarray | None = None,
         source_frames: np.ndarray | None = None,
         arrays: dict[str, np.ndarray] | None = None,
+        provenance: dict | None = None,
     ) -> pd.DataFrame:
         """Write one video and return its manifest rows.
 
         frames: uint8 (T, H, W, 3); landmarks: (T, 68, 2) pixels; occurrence: (T, A) in {1, 0, -1}
         for ``au_codes`` (None = all unknown); intensity: (T, A) float, NaN = unknown;
-        success: (T,) 0/1 (default all 1); arrays: extra per-frame arrays saved as ``<name>.npy``.
+        success: (T,) 0/1 (default all 1); arrays: extra per-frame arrays saved as ``<name>.npy``;
+        provenance: what the video was made from, saved as ``provenance.json`` (see
+        :meth:`provenance`). A video written before is incomplete until this one is done.
         """
         frames = np.asarray(frames)
         length = len(frames)
@@ -180,6 +289,7 @@ class PreparedDatasetWriter:
                 rows[au_intensity_column(code)] = intensity[:, index]
         directory = self.video_dir(video)
         directory.mkdir(parents=True, exist_ok=True)
+        self.forget_video(video)
         save_array(directory / "frames.npy", frames)
         save_array(directory / "landmarks.npy", landmarks)
         for name, array in (arrays or {}).items():
@@ -188,8 +298,27 @@ class PreparedDatasetWriter:
                     f"video {video}: array {name!r} has {len(array)} rows, not {length}"
                 )
             save_array(directory / f"{name}.npy", np.asarray(array))
+        if provenance is not None:
+            save_json(directory / PROVENANCE_FILE, provenance)
         save_parquet(directory / ROWS_FILE, rows)
         return rows
+
+    def forget_video(self, video: str) -> None:
+        """Mark ``video`` unwritten (its rows and provenance go; arrays are overwritten later)."""
+        (self.video_dir(video) / ROWS_FILE).unlink(missing_ok=True)
+        (self.video_dir(video) / PROVENANCE_FILE).unlink(missing_ok=True)
+
+    def drop_video(self, video: str) -> None:
+        """Delete everything written for ``video``."""
+        shutil.rmtree(self.video_dir(video), ignore_errors=True)
+
+    def written_videos(self) -> list[str]:
+        """Ids of the videos written so far, sorted."""
+        return sorted(path.parent.name for path in (self.root / VIDEOS_DIR).glob(f"*/{ROWS_FILE}"))
+
+    def provenance(self, video: str) -> dict | None:
+        """The provenance recorded for a written video (None: none recorded)."""
+        return _read_json(self.video_dir(video) / PROVENANCE_FILE)
 
     def finalize(self, meta: dict) -> Path:
         """Gather every video's rows into the manifest and write ``meta.json`` (last).
@@ -217,6 +346,29 @@ class PreparedDatasetWriter:
         return self.root
 
 
+def _holds_raw_media(root: Path) -> bool:
+    """Whether a video or image file lies anywhere under ``root`` (stops at the first)."""
+    for folder, _, files in os.walk(root):
+        if any(is_video(Path(folder, f)) or is_image(Path(folder, f)) for f in files):
+            return True
+    return False
+
+
+def _why_not_prepared(root: Path) -> str:
+    """The error for a dataset root without meta.json: unfinished job, raw media or neither."""
+    if is_aurep_output(root) or (root / VIDEOS_DIR).is_dir():
+        return (
+            f"{root}: incomplete prepared dataset (no {META_FILE}); the job that wrote "
+            "it was interrupted, failed or is still running: run it again"
+        )
+    if _holds_raw_media(root):
+        return (
+            f"{root}: holds raw videos or images, not a prepared dataset: run "
+            f"`aurep prepare videos {root} --out DIR` (or bp4d/disfa/gft) and use DIR"
+        )
+    return f"{root}: not a prepared dataset (no {META_FILE}, no videos)"
+
+
 class PreparedDataset:
     """Read access to a prepared dataset directory (see the module docstring for the layout).
 
@@ -230,10 +382,7 @@ class PreparedDataset:
             raise DatasetError(f"{self.root}: no such dataset directory")
         meta_path = self.root / META_FILE
         if not meta_path.exists():
-            raise DatasetError(
-                f"{self.root}: incomplete prepared dataset (no {META_FILE}); the job that wrote "
-                "it was interrupted or is still running: run it again"
-            )
+            raise DatasetError(_why_not_prepared(self.root))
         try:
             self.meta = json.loads(meta_path.read_text())
         except json.JSONDecodeError as error:

@@ -3,8 +3,12 @@
 Every source yields :class:`SourceFrame` one at a time (bounded memory for long videos). Frame
 numbers: a video's frames are numbered 0, 1, ... in decoding order; a folder's images by the
 integer in their file name (``2440.jpg`` -> 2440, padding ignored) when every name has one,
-else 0, 1, ... in name order. Unreadable input raises :class:`~aurep.data.DatasetError` naming
-the file (and the frame).
+else 0, 1, ... in name order. A source that cannot be opened raises
+:class:`~aurep.data.DatasetError` naming the file. Inside a source, a frame that cannot be read
+is yielded with ``image=None`` and a ``problem`` naming the file (preprocessing marks it
+``success = 0``): an unreadable or truncated image of a folder (a JPEG without its end marker,
+a PNG without IEND), the frames a video's container lists but that do not decode (a cut file,
+a decoding error), so the clip keeps the length and frame numbers its labels expect.
 """
 
 from __future__ import annotations
@@ -20,35 +24,44 @@ import cv2
 import numpy as np
 
 from aurep.data.prepared import DatasetError
+from aurep.media import VIDEO_SUFFIXES, is_image, is_video
 
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits
+_END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
+_TAIL_BYTES = 1024  # where the end marker must be (trailing padding allowed)
 
 
 @dataclass
 class SourceFrame:
     """number: frame number in the source; timestamp_ms: presentation time (folders: number /
-    fps); image: uint8 (H, W, 3) RGB."""
+    fps); image: uint8 (H, W, 3) RGB, None when unreadable; problem: why (set on the first of a
+    run of unreadable frames)."""
 
     number: int
     timestamp_ms: float
-    image: np.ndarray
+    image: np.ndarray | None
+    problem: str | None = None
 
 
-def is_video(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES
-
-
-def is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+def is_truncated_image(path: Path) -> bool:
+    """Whether a JPEG or PNG file lacks its end marker (EOI, IEND) near its end: a cut file,
+    which OpenCV would decode with a grey or garbled bottom. Other formats: False."""
+    marker = _END_MARKERS.get(Path(path).suffix.lower())
+    if marker is None:
+        return False
+    with open(path, "rb") as handle:
+        size = handle.seek(0, 2)
+        handle.seek(max(size - _TAIL_BYTES, size // 2))
+        return marker not in handle.read()
 
 
 def read_image(path: Path) -> np.ndarray:
-    """uint8 (H, W, 3) RGB pixels of an image file; DatasetError if unreadable."""
+    """uint8 (H, W, 3) RGB pixels of an image file; DatasetError if unreadable or truncated."""
     pixels = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if pixels is None:
         raise DatasetError(f"{path}: unreadable image")
+    if is_truncated_image(path):
+        raise DatasetError(f"{path}: truncated image (no end marker)")
     return cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
 
 
@@ -66,7 +79,8 @@ def image_files(folder: Path) -> list[tuple[int, Path]]:
 
 
 def iter_video(path: Path) -> Iterator[SourceFrame]:
-    """Decode the first video stream of ``path`` frame by frame."""
+    """Decode the first video stream of ``path`` frame by frame. Frames its container lists
+    beyond the last decodable one come as ``image=None`` (a problem names the file)."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as error:
@@ -76,20 +90,36 @@ def iter_video(path: Path) -> Iterator[SourceFrame]:
             raise DatasetError(f"{path}: has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        number = 0
+        listed = int(stream.frames or 0)  # 0: the container does not say
+        rate = float(stream.average_rate or 30.0)
+        number, failure = 0, None
         try:
             for frame in container.decode(stream):
-                time = frame.time if frame.time is not None else number / 30.0
+                time = frame.time if frame.time is not None else number / rate
                 yield SourceFrame(number, 1000.0 * time, frame.to_ndarray(format="rgb24"))
                 number += 1
         except av.FFmpegError as error:
-            raise DatasetError(f"{path}: decoding failed at frame {number} ({error})") from None
+            failure = f"decoding failed at frame {number} ({error})"
+        if number == 0 and failure:
+            raise DatasetError(f"{path}: {failure}")
+        if number < listed:
+            reason = failure or f"truncated: decoded {number} of the {listed} frames it lists"
+            problem = f"{path}: {reason}; frames {number}-{listed - 1} are marked success = 0"
+            for missing in range(number, listed):
+                yield SourceFrame(missing, 1000.0 * missing / rate, None, problem)
+                problem = None
+        elif failure:
+            yield SourceFrame(number, 1000.0 * number / rate, None, f"{path}: {failure}")
 
 
 def iter_image_folder(folder: Path, fps: float = 30.0) -> Iterator[SourceFrame]:
-    """The images of ``folder`` in frame order; timestamps = frame number / ``fps``."""
+    """The images of ``folder`` in frame order; timestamps = frame number / ``fps``. An
+    unreadable or truncated image comes as ``image=None`` with its problem."""
     for number, path in image_files(folder):
-        yield SourceFrame(number, 1000.0 * number / fps, read_image(path))
+        try:
+            yield SourceFrame(number, 1000.0 * number / fps, read_image(path))
+        except (DatasetError, OSError) as error:
+            yield SourceFrame(number, 1000.0 * number / fps, None, f"{error}: success = 0")
 
 
 def iter_frames(source: Path, fps: float = 30.0) -> Iterator[SourceFrame]:

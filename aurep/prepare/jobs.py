@@ -1,19 +1,23 @@
-"""Preparing many videos: one job per video, parallel workers, resume, labels, a summary.
+"""Preparing many videos: one job per video, parallel workers, exact resume, labels, a summary.
 
 Shared by ``aurep prepare videos`` and the BP4D/DISFA/GFT converters. A :class:`VideoJob` names a
 source (video file or frame folder), its subject and fold and, for labelled datasets, a
-picklable function returning its :class:`FrameLabels`. Workers preprocess faces
-(:class:`~aurep.prepare.faces.preprocessor.FacePreprocessor`), attach labels by source frame number,
-optionally compute flow targets, and write the video with :class:`PreparedDatasetWriter`. A video
-that fails (unreadable, no face in any frame, malformed labels) is reported and the rest go on.
+picklable function returning its :class:`FrameLabels` and the label files it reads. Workers
+preprocess faces (:class:`~aurep.prepare.faces.preprocessor.FacePreprocessor`), attach labels by
+source frame number, optionally compute flow targets, and write the video with
+:class:`PreparedDatasetWriter` and its provenance: the settings, the job and an input
+fingerprint (size and modification time of the source and label files). A rerun skips a video
+only when its provenance matches, redoes it otherwise, and drops videos whose source is gone.
+A video that fails (unreadable, no face in any frame, its worker process died) is reported and
+the rest go on; ``meta.json`` is written only when none failed (or with ``allow_partial``).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
 import json
-import multiprocessing
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -26,13 +30,13 @@ import numpy as np
 from tqdm import tqdm
 
 from aurep.data.flow import FLOW_METHODS, video_flow_targets
-from aurep.data.prepared import DatasetError, PreparedDatasetWriter, save_json
-from aurep.prepare.faces.align import ALIGN_POINTS
+from aurep.data.prepared import LEGACY_SETTINGS_FILE, DatasetError, PreparedDatasetWriter
+from aurep.prepare.faces.align import ALIGN_POINTS, template_landmarks
 from aurep.prepare.faces.landmarker import MODEL_SHA256
 from aurep.prepare.faces.preprocessor import AlignedSequence, FacePreprocessor
+from aurep.prepare.flow import record_flow
 from aurep.prepare.frames import iter_frames
-
-SETTINGS_FILE = "prepare.json"
+from aurep.workers import WorkerDied, run_in_workers
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,8 @@ class PrepareSettings:
     size / margin / points: the aligned crop (see :class:`~aurep.prepare.faces.align.FaceAligner`);
     mode: landmarker running mode; min_detection_confidence: face detector threshold;
     flow: compute flow targets (``flow_delta`` frames, ``flow_grid`` cells, ``flow_method``);
-    fps: frame rate assumed for image folders (landmark tracking timestamps).
+    fps: frame rate assumed for image folders (landmark tracking timestamps). Bad values raise
+    ValueError naming the option, before anything is written.
     """
 
     size: int = 112
@@ -56,6 +61,21 @@ class PrepareSettings:
     flow_method: str = "dis"
     fps: float = 30.0
 
+    def __post_init__(self):
+        template_landmarks(self.size, self.margin)  # crop size and margin
+        checks = [
+            (self.points in ALIGN_POINTS, f"--align-points must be one of {sorted(ALIGN_POINTS)}"),
+            (self.mode in ("video", "image"), "--landmark-mode must be video or image"),
+            (0.0 <= self.min_detection_confidence <= 1.0, "--min-detection-confidence: 0-1"),
+            (self.flow_delta >= 1, "--flow-delta must be >= 1 frame"),
+            (1 <= self.flow_grid <= self.size, "--flow-grid must be in 1..--size cells"),
+            (self.flow_method in FLOW_METHODS, f"--flow-method must be one of {FLOW_METHODS}"),
+            (self.fps > 0, "--fps must be > 0"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(f"{message}; got {dataclasses.asdict(self)}")
+
     def preprocessor(self) -> FacePreprocessor:
         return FacePreprocessor(
             self.size,
@@ -64,6 +84,10 @@ class PrepareSettings:
             self.mode,
             min_detection_confidence=self.min_detection_confidence,
         )
+
+    @property
+    def flow_settings(self) -> dict:
+        return {"delta": self.flow_delta, "grid": self.flow_grid, "method": self.flow_method}
 
 
 @dataclass
@@ -85,7 +109,9 @@ class FrameLabels:
 @dataclass
 class VideoJob:
     """video: prepared video id; source: video file or frame folder; number_offset: added to
-    a source frame number to get the label file's frame number (DISFA's labels are 1-based)."""
+    a source frame number to get the label file's frame number (DISFA's labels are 1-based);
+    inputs: label files or folders the labels are read from (fingerprinted with the source);
+    provenance: set by :func:`run_jobs`, what the written video records."""
 
     video: str
     subject: str
@@ -93,6 +119,8 @@ class VideoJob:
     fold: int = 0
     labels: Callable[[], FrameLabels] | None = None
     number_offset: int = 0
+    inputs: tuple[Path, ...] = ()
+    provenance: dict | None = None
 
 
 @dataclass
@@ -107,6 +135,44 @@ class JobResult:
     labels_without_frame: int = 0
     problems: list[str] = field(default_factory=list)
     error: str | None = None
+
+    def counts(self) -> dict:
+        """The counts recorded in the video's provenance (for the dataset summary)."""
+        keep = ("frames", "faces", "unlabelled_frames", "labels_without_frame", "problems")
+        return {name: getattr(self, name) for name in keep}
+
+
+def fingerprint(path: Path) -> list | str | None:
+    """[size, mtime_ns] of a file; a sha256 over (name, size, mtime_ns) of the files directly in
+    a folder (frame folders, label folders); None if missing."""
+    path = Path(path)
+    try:
+        if path.is_dir():
+            entries = sorted(
+                (entry.name, entry.stat().st_size, entry.stat().st_mtime_ns)
+                for entry in os.scandir(path)
+                if entry.is_file()
+            )
+            return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return [stat.st_size, stat.st_mtime_ns]
+
+
+def job_provenance(job: VideoJob, recorded: dict) -> dict:
+    """What a video is made from: the job's settings, the video's identity and fold, and the
+    fingerprint of its source and label files."""
+    return {
+        **recorded,
+        "video": {
+            "subject": job.subject,
+            "fold": job.fold,
+            "source": str(job.source),
+            "number_offset": job.number_offset,
+        },
+        "inputs": {str(path): fingerprint(path) for path in (job.source, *job.inputs)},
+    }
 
 
 def attach_labels(
@@ -144,6 +210,7 @@ def process_job(
         sequence: AlignedSequence = settings.preprocessor().sequence(
             iter_frames(job.source, settings.fps)
         )
+        result.problems += sequence.problems
         result.frames, result.faces = len(sequence.numbers), sequence.faces
         if sequence.faces == 0:
             result.error = f"{job.source}: no face found in any of its {result.frames} frames"
@@ -170,46 +237,61 @@ def process_job(
             success=sequence.success,
             source_frames=sequence.numbers + job.number_offset,
             arrays=arrays,
+            provenance={**(job.provenance or {}), "result": result.counts()},
         )
+        if settings.flow:
+            record_flow(writer.video_dir(job.video), settings.flow_settings)
     except (DatasetError, ValueError, OSError) as error:
         result.error = str(error)
     return result
 
 
+def _shown(names: Sequence[str], count: int = 5) -> str:
+    names = sorted(names)
+    return ", ".join(names[:count]) + (", ..." if len(names) > count else "")
+
+
 @dataclass
 class Summary:
-    """Totals over a prepare run."""
+    """A prepare run: what this run did (written, failed, skipped, dropped) and totals over
+    every video of the dataset (from the videos' provenance, so a resumed run counts all)."""
 
-    ok: int = 0
-    failed: int = 0
+    written: int = 0
     skipped: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+    videos: int = 0
     frames: int = 0
     faces: int = 0
     unlabelled_frames: int = 0
     labels_without_frame: int = 0
     problems: int = 0
+    mismatched: dict[str, list[int]] = field(default_factory=dict)
 
-    def add(self, result: JobResult) -> None:
-        if result.error is None:
-            self.ok += 1
-            self.frames += result.frames
-            self.faces += result.faces
-            self.unlabelled_frames += result.unlabelled_frames
-            self.labels_without_frame += result.labels_without_frame
-        else:
-            self.failed += 1
-        self.problems += len(result.problems)
+    def add_video(self, video: str, counts: dict) -> None:
+        """Count one finished video of the dataset (``counts``: :meth:`JobResult.counts`)."""
+        self.videos += 1
+        for name in ("frames", "faces", "unlabelled_frames", "labels_without_frame"):
+            setattr(self, name, getattr(self, name) + int(counts.get(name, 0)))
+        self.problems += len(counts.get("problems", []))
+        pair = [int(counts.get("unlabelled_frames", 0)), int(counts.get("labels_without_frame", 0))]
+        if any(pair):
+            self.mismatched[video] = pair
 
     def lines(self, labelled: bool) -> list[str]:
         found = 100.0 * self.faces / self.frames if self.frames else 0.0
+        dropped = f", {len(self.dropped)} dropped" if self.dropped else ""
         lines = [
-            f"videos: {self.ok} written, {self.failed} failed, {self.skipped} already done",
-            f"frames: {self.frames} written, faces found in {self.faces} ({found:.1f}%)",
+            f"videos: {self.written} written, {len(self.failed)} failed, "
+            f"{self.skipped} already done{dropped}",
+            f"dataset: {self.videos} videos, {self.frames} frames, faces found in {self.faces} "
+            f"({found:.1f}%)",
         ]
         if labelled:
             lines.append(
                 f"frame/label mismatch: {self.unlabelled_frames} frames without labels, "
-                f"{self.labels_without_frame} label rows without a frame, "
+                f"{self.labels_without_frame} label rows without a frame "
+                f"(in {len(self.mismatched)} videos: {_shown(self.mismatched) or 'none'}), "
                 f"{self.problems} label-file problems"
             )
         return lines
@@ -217,6 +299,23 @@ class Summary:
 
 def _init_worker() -> None:
     cv2.setNumThreads(1)
+
+
+def _stale_reason(recorded: dict | None, wanted: dict) -> str | None:
+    """Why a written video's provenance ``recorded`` does not match ``wanted`` (None: it does)."""
+    if recorded is None:
+        return "it records no provenance"
+    recorded = {k: v for k, v in recorded.items() if k != "result"}
+    if recorded == wanted:
+        return None
+    if recorded.get("inputs") != wanted["inputs"]:
+        changed = [
+            path
+            for path, value in wanted["inputs"].items()
+            if recorded.get("inputs", {}).get(path) != value
+        ]
+        return f"its input changed ({_shown(changed, 2)})"
+    return "it was made with other settings, subject or fold"
 
 
 def run_jobs(
@@ -227,15 +326,20 @@ def run_jobs(
     *,
     workers: int = 2,
     overwrite: bool = False,
+    allow_partial: bool = False,
+    inputs: Sequence[Path] = (),
     progress: bool = True,
     report: Callable[[str], None] | None = None,
 ) -> Summary:
-    """Prepare every job into the dataset ``root`` and finalize it (when any video exists).
+    """Prepare every job into the dataset ``root`` and finalize it.
 
     meta: must hold ``au_codes`` (``[]`` for unlabelled data); the settings, the landmarker's
-    sha256, flow settings and the summary are added. Finished videos are skipped (resume);
-    a rerun with other settings is refused unless ``overwrite``. ``report`` receives warning
-    and error lines (default: printed to stderr above the progress bar)."""
+    sha256, flow settings and the summary are added. Videos whose provenance matches are skipped
+    (resume), changed ones redone, vanished ones dropped; a rerun with other settings is refused
+    unless ``overwrite`` (which removes only what aurep wrote). ``inputs``: the folders and files
+    the jobs read; ``root`` may not be, hold or lie inside one. ``meta.json`` is written when
+    the dataset has videos and none failed (``allow_partial``: even if some failed).
+    ``report`` receives warning and error lines (default: stderr above the progress bar)."""
     report = report or partial(tqdm.write, file=sys.stderr)
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
@@ -246,66 +350,70 @@ def run_jobs(
         repeated = sorted({v for v in ids if ids.count(v) > 1})
         raise ValueError(f"several sources map to the same video id: {repeated[:5]}")
     recorded = {"settings": dataclasses.asdict(settings), "au_codes": list(meta["au_codes"])}
-    settings_path = Path(root) / SETTINGS_FILE
-    foreign = Path(root).is_dir() and any(Path(root).iterdir()) and not settings_path.exists()
-    if foreign and not overwrite:
-        raise ValueError(
-            f"{root}: exists, is not empty and holds no {SETTINGS_FILE}: pass --overwrite"
-        )
-    if settings_path.exists() and not overwrite:
-        previous = json.loads(settings_path.read_text())
-        if previous != recorded:
-            raise ValueError(
-                f"{root} was started with other settings ({previous}); pass --overwrite to redo it"
-            )
-    writer = PreparedDatasetWriter(root, overwrite=overwrite, resume=True)
-    save_json(settings_path, recorded)
+    writer = PreparedDatasetWriter(
+        root, overwrite=overwrite, resume=True, job=recorded, inputs=inputs
+    )
+    (Path(root) / LEGACY_SETTINGS_FILE).unlink(missing_ok=True)  # the marker holds it now
     summary = Summary()
-    todo = [job for job in jobs if not writer.has_video(job.video)]
+    jobs = [dataclasses.replace(job, provenance=job_provenance(job, recorded)) for job in jobs]
+    wanted = {job.video for job in jobs}
+    for video_dir in sorted(p for p in (Path(root) / "videos").iterdir() if p.is_dir()):
+        if video_dir.name not in wanted:
+            if writer.has_video(video_dir.name):
+                summary.dropped.append(video_dir.name)
+                report(f"dropped video {video_dir.name}: its source is no longer among the inputs")
+            writer.drop_video(video_dir.name)
+    todo = []
+    for job in jobs:
+        if writer.has_video(job.video):
+            reason = _stale_reason(writer.provenance(job.video), job.provenance)
+            if reason is None:
+                continue
+            report(f"redoing video {job.video}: {reason}")
+            writer.forget_video(job.video)
+        todo.append(job)
     summary.skipped = len(jobs) - len(todo)
     au_codes = tuple(meta["au_codes"])
     job_function = partial(process_job, settings=settings, writer=writer, au_codes=au_codes)
     bar = tqdm(total=len(todo), desc="prepare", unit="video", disable=not progress)
-
-    def record(result: JobResult) -> None:
-        summary.add(result)
+    for job, result in _results(job_function, todo, workers):
+        if isinstance(result, WorkerDied):
+            result = JobResult(job.video, str(job.source), error=f"{job.source}: {result.message}")
         for problem in result.problems:
             report(f"warning: video {result.video}: {problem}")
         if result.error is not None:
+            summary.failed[result.video] = result.error
             report(f"error: video {result.video}: {result.error}")
+        else:
+            summary.written += 1
         bar.update()
-        bar.set_postfix(faces=f"{100.0 * summary.faces / max(summary.frames, 1):.0f}%")
-
-    if workers == 1 or len(todo) <= 1:
-        for job in todo:
-            record(job_function(job))
-    else:
-        context = multiprocessing.get_context("forkserver")
-        with context.Pool(min(workers, len(todo)), initializer=_init_worker) as pool:
-            for result in pool.imap_unordered(job_function, todo):
-                record(result)
     bar.close()
-    if summary.ok + summary.skipped > 0:
+    for video in writer.written_videos():
+        summary.add_video(video, (writer.provenance(video) or {}).get("result", {}))
+    for video, (unlabelled, without_frame) in summary.mismatched.items():
+        report(
+            f"warning: video {video}: {unlabelled} frames without labels, "
+            f"{without_frame} label rows without a frame"
+        )
+    if summary.videos > 0 and (allow_partial or not summary.failed):
+        flow = {"flow": settings.flow_settings} if settings.flow else {}
         writer.finalize(
             {
                 **meta,
                 "image_size": settings.size,
                 "preprocess": {**recorded["settings"], "landmarker_sha256": MODEL_SHA256},
-                **(
-                    {
-                        "flow": {
-                            "delta": settings.flow_delta,
-                            "grid": settings.flow_grid,
-                            "method": settings.flow_method,
-                        }
-                    }
-                    if settings.flow
-                    else {}
-                ),
+                **flow,
                 "summary": dataclasses.asdict(summary),
             }
         )
     return summary
+
+
+def _results(function: Callable, jobs: Sequence[VideoJob], workers: int):
+    """(job, JobResult or WorkerDied) for every job, in this process or in workers."""
+    if workers == 1 or len(jobs) <= 1:
+        return ((job, function(job)) for job in jobs)
+    return run_in_workers(function, jobs, min(workers, len(jobs)), _init_worker)
 
 
 def add_preprocess_arguments(parser: argparse.ArgumentParser, source: str) -> None:
@@ -355,7 +463,14 @@ def add_preprocess_arguments(parser: argparse.ArgumentParser, source: str) -> No
     parser.add_argument(
         "--workers", type=int, default=min(2, os.cpu_count() or 1), help="parallel processes"
     )
-    parser.add_argument("--overwrite", action="store_true", help="start the output afresh")
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="start the output afresh (removes only what aurep wrote there)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--allow-partial", action="store_true",
+        help="finish the dataset and exit 0 even if some videos failed",
+    )  # fmt: skip
     parser.add_argument(
         "--progress", action=argparse.BooleanOptionalAction, default=True,
         help="show a progress bar",
@@ -377,21 +492,35 @@ def settings_from_args(args: argparse.Namespace) -> PrepareSettings:
     )
 
 
-def finish(summary: Summary, root: Path, labelled: bool) -> int:
-    """Print the summary; exit status 1 when no video could be prepared."""
+def finish(summary: Summary, root: Path, labelled: bool, allow_partial: bool = False) -> int:
+    """Print the summary; exit status 1 when the dataset has no video, or when any video
+    failed (unless ``allow_partial``)."""
     for line in summary.lines(labelled):
         print(line)
-    if summary.ok + summary.skipped == 0:
+    if summary.videos == 0:
         print(f"error: no video could be prepared; {root} is incomplete")
+        return 1
+    if summary.failed and not allow_partial:
+        print(
+            f"error: {len(summary.failed)} videos failed ({_shown(summary.failed)}); {root} is "
+            "left incomplete: fix them and run the same command again (finished videos are "
+            "kept), or add --allow-partial to accept the dataset without them"
+        )
         return 1
     print(f"prepared dataset: {root}")
     return 0
 
 
-def prepare_from_args(jobs: Sequence[VideoJob], args: argparse.Namespace, meta: dict) -> int:
+def prepare_from_args(
+    jobs: Sequence[VideoJob],
+    args: argparse.Namespace,
+    meta: dict,
+    inputs: Sequence[Path] = (),
+) -> int:
     """Run ``jobs`` with the options of :func:`add_preprocess_arguments`, print the summary and
     return the exit status (labels are summarised when ``meta`` names AU codes). ``SRC`` is
-    recorded in ``meta`` as ``source_root``."""
+    recorded in ``meta`` as ``source_root``; it and ``inputs`` (other files the jobs read) must
+    lie apart from ``--out``."""
     summary = run_jobs(
         jobs,
         args.out,
@@ -399,6 +528,8 @@ def prepare_from_args(jobs: Sequence[VideoJob], args: argparse.Namespace, meta: 
         {**meta, "source_root": str(args.src.resolve())},
         workers=args.workers,
         overwrite=args.overwrite,
+        allow_partial=args.allow_partial,
+        inputs=[args.src, *inputs],
         progress=args.progress,
     )
-    return finish(summary, args.out, labelled=bool(meta["au_codes"]))
+    return finish(summary, args.out, bool(meta["au_codes"]), args.allow_partial)

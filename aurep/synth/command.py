@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2,
                         help="worker processes (%(default)s)")  # fmt: skip
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace an existing output directory")  # fmt: skip
+                        help="replace what aurep wrote in the output directory")  # fmt: skip
     parser.add_argument("--no-flow", action="store_true",
                         help="skip the optical-flow targets (flow.npy)")  # fmt: skip
 

@@ -9,7 +9,7 @@ Output is a prepared dataset (see :mod:`aurep.data.prepared`): subjects ``S000``
 
 from __future__ import annotations
 
-import multiprocessing
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -19,11 +19,12 @@ from tqdm import tqdm
 
 from aurep.au import OCCURRENCE_THRESHOLD, SYNTH_AUS
 from aurep.data.flow import video_flow_targets
-from aurep.data.prepared import PreparedDatasetWriter
+from aurep.data.prepared import DatasetError, PreparedDatasetWriter
 from aurep.synth.dynamics import sample_motion
 from aurep.synth.identity import Identity, sample_identity
 from aurep.synth.nuisance import NoiseBank, degrade, sample_background, sample_nuisance
 from aurep.synth.render import FaceRenderer, to_pixels
+from aurep.workers import WorkerDied, run_in_workers
 
 GENERATOR_VERSION = 1
 FLOW_SETTINGS = {"delta": 1, "grid": 28, "method": "dis"}
@@ -127,13 +128,17 @@ class _VideoJob:
     fold: int
     flow: bool
 
+    @property
+    def video(self) -> str:
+        return video_name(self.identity, self.clip)
+
 
 def _write_video(job: _VideoJob) -> int:
     """Render and write one video (in a worker process); returns its frame count."""
     video = render_clip(job.settings, job.identity, job.clip)
     arrays = {"flow": video_flow_targets(video.frames, **FLOW_SETTINGS)} if job.flow else None
     job.writer.write_video(
-        video_name(job.identity, job.clip),
+        job.video,
         subject_name(job.identity),
         video.frames,
         video.landmarks,
@@ -168,33 +173,14 @@ def generate_corpus(
     ``workers`` processes render videos in parallel (1 = in this process); ``flow`` adds the
     per-frame optical-flow targets (``flow.npy``, see :func:`aurep.data.flow.video_flow_targets`).
     Raises ValueError (or DatasetError) on bad arguments or an unusable output directory. The
-    dataset counts as complete only once every video is written (meta.json comes last).
+    dataset counts as complete only once every video is written (meta.json comes last). A rerun
+    with the same settings resumes (finished videos are kept); other settings need
+    ``overwrite``, which removes only what aurep wrote. A video whose worker process dies is
+    named on stderr and the run ends with DatasetError listing the missing videos.
     """
     settings = SynthSettings(identities, clips_per_identity, frames, size, seed, difficulty)
     if not isinstance(workers, (int, np.integer)) or workers < 1:
         raise ValueError(f"workers must be a positive integer, got {workers!r}")
-    writer = PreparedDatasetWriter(out, overwrite=overwrite)
-    folds = assign_folds(identities, seed)
-    jobs = [
-        _VideoJob(writer, settings, i, c, int(folds[i]), flow)
-        for i in range(identities)
-        for c in range(clips_per_identity)
-    ]
-    with tqdm(total=len(jobs) * frames, unit="frame", desc="synth", disable=not progress) as bar:
-        if workers == 1:
-            threads = cv2.getNumThreads()
-            _init_worker()
-            try:
-                for job in jobs:
-                    bar.update(_write_video(job))
-            finally:
-                cv2.setNumThreads(threads)
-        else:
-            context = multiprocessing.get_context("forkserver")  # fork is unsafe with threads
-            context.set_forkserver_preload([__name__])  # workers start without re-importing
-            with context.Pool(min(workers, len(jobs)), initializer=_init_worker) as pool:
-                for count in pool.imap_unordered(_write_video, jobs):
-                    bar.update(count)
     meta = {
         "source": "synth",
         "au_codes": list(SYNTH_AUS),
@@ -203,4 +189,39 @@ def generate_corpus(
     }
     if flow:
         meta["flow"] = dict(FLOW_SETTINGS)
+    job_record = {"generator": meta["generator"], "flow": meta.get("flow")}
+    writer = PreparedDatasetWriter(out, overwrite=overwrite, resume=True, job=job_record)
+    folds = assign_folds(identities, seed)
+    jobs = [
+        _VideoJob(writer, settings, i, c, int(folds[i]), flow)
+        for i in range(identities)
+        for c in range(clips_per_identity)
+    ]
+    jobs = [job for job in jobs if not writer.has_video(job.video)]
+    failed = []
+    with tqdm(total=len(jobs) * frames, unit="frame", desc="synth", disable=not progress) as bar:
+        if workers == 1 or len(jobs) <= 1:
+            threads = cv2.getNumThreads()
+            _init_worker()
+            try:
+                for job in jobs:
+                    bar.update(_write_video(job))
+            finally:
+                cv2.setNumThreads(threads)
+        else:
+            count = min(workers, len(jobs))
+            for job, result in run_in_workers(
+                _write_video, jobs, count, _init_worker, (), [__name__]
+            ):
+                if isinstance(result, WorkerDied):
+                    failed.append(job.video)
+                    tqdm.write(f"error: video {job.video}: {result.message}", file=sys.stderr)
+                else:
+                    bar.update(result)
+    if failed:
+        raise DatasetError(
+            f"{out}: {len(failed)} of {identities * clips_per_identity} videos failed "
+            f"({', '.join(failed[:5])}{', ...' if len(failed) > 5 else ''}); the corpus is "
+            "incomplete: run the same command again to finish it (finished videos are kept)"
+        )
     return writer.finalize(meta)

@@ -6,7 +6,7 @@ name is the frame, padding ignored; ``<images>`` is ``SRC`` or one folder below 
 ``BP4D-training``) and labels ``SRC/AUCoding/AU_OCC/F001_T1.csv`` (header of column numbers,
 column ``0`` = frame, column ``k`` = AU k, 0/1, 9 = unknown -> -1, only coded frames listed).
 Every image becomes a frame; frames without a label row get -1 and label rows without an image
-are counted. Folds: the standard subject-exclusive 3-fold split (``fold`` column 1-3).
+are counted and named per video. A tree without any label file is refused. Folds: the standard subject-exclusive 3-fold split (``fold`` column 1-3).
 """
 
 from __future__ import annotations
@@ -55,8 +55,15 @@ def discover(root: Path) -> list[VideoJob]:
     jobs = []
     for folder in folders:
         subject, task = folder.parent.name, folder.name
-        labels = partial(read_occurrence_csv, labels_dir / f"{subject}_{task}.csv", BP4D_AUS, "0")
-        jobs.append(VideoJob(f"{subject}_{task}", subject, folder, FOLDS.get(subject, 0), labels))
+        path = labels_dir / f"{subject}_{task}.csv"
+        labels = partial(read_occurrence_csv, path, BP4D_AUS, "0")
+        fold = FOLDS.get(subject, 0)
+        jobs.append(VideoJob(f"{subject}_{task}", subject, folder, fold, labels, inputs=(path,)))
+    if not any(job.inputs[0].is_file() for job in jobs):
+        raise ValueError(
+            f"{labels_dir}: no label file (SUBJECT_TASK.csv) for any of the {len(jobs)} "
+            "sequences: not a labelled BP4D tree (`aurep prepare videos` prepares frames alone)"
+        )
     return jobs
 
 

@@ -10,6 +10,7 @@ import numpy as np
 
 from aurep.data.prepared import DatasetError
 from aurep.prepare.jobs import FrameLabels
+from aurep.prepare.report import condense
 
 
 def fold_table(*parts: str) -> dict[str, int]:
@@ -35,11 +36,34 @@ def _au_code(name: str) -> int | None:
     return int(text) if text.isdigit() else None
 
 
-def condense(messages: list[str], path: Path, shown: int = 3) -> list[str]:
-    """The first ``shown`` messages about ``path`` plus a count of the rest."""
-    if len(messages) <= shown:
-        return messages
-    return messages[:shown] + [f"{path}: {len(messages) - shown} more malformed lines skipped"]
+def integer(cell: str, what: str) -> int:
+    """An integer-valued cell (``3``, ``3.0``) as int; ValueError naming ``what`` for any other
+    (``0.6``, ``11.9``, text), never rounded."""
+    value = float(cell)
+    if not value.is_integer():
+        raise ValueError(f"{what} {cell.strip()!r} is not an integer")
+    return int(value)
+
+
+def keep_consistent(
+    path: Path, rows: list[tuple[int, int, tuple]]
+) -> tuple[dict[int, tuple], list[str]]:
+    """(line, frame, labels) rows -> ({frame: labels}, problems). A frame listed again with the
+    same labels is kept once; listed with other labels, it is dropped (unlabelled) and named."""
+    first: dict[int, tuple[int, tuple]] = {}
+    conflicts: dict[int, list[int]] = {}
+    for line, frame, labels in rows:
+        if frame not in first:
+            first[frame] = (line, labels)
+        elif first[frame][1] != labels:
+            conflicts.setdefault(frame, [first[frame][0]]).append(line)
+    problems = [
+        f"{path}: lines {', '.join(map(str, lines))}: frame {frame} has conflicting labels: "
+        "left unlabelled"
+        for frame, lines in conflicts.items()
+    ]
+    kept = {frame: labels for frame, (_, labels) in first.items() if frame not in conflicts}
+    return kept, condense(problems, f"{path}: {{count}} more frames with conflicting labels")
 
 
 def read_occurrence_csv(
@@ -58,7 +82,7 @@ def read_occurrence_csv(
     if not path.is_file():
         return empty_labels(codes, f"label file {path} is missing: its frames are unlabelled")
     problems = []
-    with open(path, newline="") as handle:
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a BOM is dropped
         rows = list(csv.reader(handle))
     if not rows:
         return empty_labels(codes, f"label file {path} is empty: its frames are unlabelled")
@@ -72,18 +96,18 @@ def read_occurrence_csv(
     missing = [code for code in codes if code not in columns]
     if missing:
         problems.append(f"{path}: no column for AUs {missing}: they are unknown")
-    numbers, labels, malformed = [], [], []
+    parsed, malformed = [], []
     unknown = set(unknown_values)
     for line_number, row in enumerate(rows[1:], start=2):
         if not row or all(not cell.strip() for cell in row):
             continue
         try:
-            values = [int(float(cell)) for cell in row]
-            if len(values) != len(header):
-                raise ValueError(f"{len(values)} fields, the header has {len(header)}")
+            if len(row) != len(header):
+                raise ValueError(f"{len(row)} fields, the header has {len(header)}")
+            frame = integer(row[frame_index], "frame number")
             occurrence = []
             for code in codes:
-                value = values[columns[code]] if code in columns else -1
+                value = integer(row[columns[code]], f"AU{code} code") if code in columns else -1
                 value = -1 if value in unknown else value
                 if value not in (-1, 0, 1):
                     raise ValueError(f"AU{code} value {value} is not 0, 1 or unknown")
@@ -91,12 +115,13 @@ def read_occurrence_csv(
         except ValueError as error:
             malformed.append(f"{path}: line {line_number}: malformed, skipped ({error})")
             continue
-        numbers.append(values[frame_index])
-        labels.append(occurrence)
-    problems += condense(malformed, path)
+        parsed.append((line_number, frame, tuple(occurrence)))
+    problems += condense(malformed, f"{path}: {{count}} more malformed lines skipped")
+    kept, conflicts = keep_consistent(path, parsed)
+    problems += conflicts
     return FrameLabels(
         codes,
-        np.array(numbers, dtype=np.int64),
-        np.array(labels, dtype=np.int8).reshape(len(numbers), len(codes)),
+        np.array(list(kept), dtype=np.int64),
+        np.array(list(kept.values()), dtype=np.int8).reshape(len(kept), len(codes)),
         problems=problems,
     )

@@ -6,7 +6,8 @@ labels ``SRC/ActionUnit_Labels/SN001/SN001_au1.txt``, one file per AU, lines
 ``frame,intensity`` with 1-based frame numbers (video frame 0 = label frame 1). Occurrence is
 intensity >= 2 (:data:`aurep.au.OCCURRENCE_THRESHOLD`); intensities are stored as ``AUxx_int``.
 Only the standard 8 AUs (:data:`aurep.au.DISFA_AUS`) are kept. A missing AU file leaves that AU
-unknown; malformed lines are skipped and reported. Folds: the standard 3-fold split.
+unknown; malformed lines (non-integer frames or intensities) and frames listed with conflicting
+intensities are skipped and reported. Folds: the standard 3-fold split.
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from aurep.au import DISFA_AUS, OCCURRENCE_THRESHOLD
-from aurep.prepare.converters.common import condense, empty_labels, fold_table
+from aurep.prepare.converters.common import empty_labels, fold_table, integer, keep_consistent
 from aurep.prepare.jobs import (
     FrameLabels,
     VideoJob,
     add_preprocess_arguments,
     prepare_from_args,
 )
+from aurep.prepare.report import condense
 
 HELP = "prepare DISFA (left-camera videos + ActionUnit_Labels, standard 3 folds)"
 FOLDS = fold_table(
@@ -37,21 +39,26 @@ _VIDEO = re.compile(r"^LeftVideo(SN\d{3})_comp\.avi$", re.IGNORECASE)
 
 
 def read_intensity_file(path: Path) -> tuple[dict[int, float], list[str]]:
-    """``frame,intensity`` lines -> ({frame: intensity}, problems naming malformed lines)."""
-    values, malformed = {}, []
-    for line_number, line in enumerate(path.read_text().splitlines(), start=1):
+    """``frame,intensity`` lines (integers; intensity 0-5) -> ({frame: intensity}, problems
+    naming malformed lines and frames listed with conflicting intensities)."""
+    rows, malformed = [], []
+    text = path.read_text(encoding="utf-8-sig")  # a BOM is dropped
+    for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             frame_text, value_text = line.split(",")
-            frame, value = int(frame_text), float(value_text)
+            frame = integer(frame_text, "frame number")
+            value = integer(value_text, "intensity")
             if not 0 <= value <= 5:
                 raise ValueError(f"intensity {value} outside 0-5")
         except ValueError as error:
             malformed.append(f"{path}: line {line_number}: malformed, skipped ({error})")
             continue
-        values[frame] = value
-    return values, condense(malformed, path)
+        rows.append((line_number, frame, (float(value),)))
+    kept, conflicts = keep_consistent(path, rows)
+    problems = condense(malformed, f"{path}: {{count}} more malformed lines skipped") + conflicts
+    return {frame: values[0] for frame, values in kept.items()}, problems
 
 
 def read_labels(folder: Path, subject: str, au_codes: tuple[int, ...]) -> FrameLabels:
@@ -87,10 +94,17 @@ def discover(root: Path) -> list[VideoJob]:
         if not match:
             continue
         subject = match.group(1).upper()
-        labels = partial(read_labels, root / "ActionUnit_Labels" / subject, subject, DISFA_AUS)
-        jobs.append(VideoJob(subject, subject, path, FOLDS.get(subject, 0), labels, 1))
+        folder = root / "ActionUnit_Labels" / subject
+        labels = partial(read_labels, folder, subject, DISFA_AUS)
+        fold = FOLDS.get(subject, 0)
+        jobs.append(VideoJob(subject, subject, path, fold, labels, 1, inputs=(folder,)))
     if not jobs:
         raise ValueError(f"{videos_dir}: no LeftVideoSNxxx_comp.avi videos found")
+    if not any(job.inputs[0].is_dir() for job in jobs):
+        raise ValueError(
+            f"{root / 'ActionUnit_Labels'}: no label folder (SNxxx/) for any of the {len(jobs)} "
+            "videos: not a labelled DISFA tree"
+        )
     return jobs
 
 

@@ -7,7 +7,8 @@ GFT has no public peer code fixing a layout, so aurep reads this one (documented
   values 0/1, 9 or 999 = unknown; label frame = video frame index + ``--label-frame-base``
   (frame folders: the number in the file name is used as is);
 - the official subject split ``SRC/split.csv`` (or ``--split FILE``): lines
-  ``subject,train`` or ``subject,test`` (a header line ``subject,split`` is allowed).
+  ``subject,train`` or ``subject,test`` (a header line ``subject,split`` is allowed; a subject
+  listed as both is an error).
 
 Folds: the official split is written as fold 1 = test subjects, fold 2 = train subjects, so
 evaluating ``fold=1`` trains on the official training subjects (minus held-out validation ones)
@@ -36,18 +37,25 @@ SPLIT_FOLDS = {"test": 1, "train": 2}
 
 
 def read_split(path: Path) -> dict[str, int]:
-    """``subject,train|test`` lines -> subject -> fold (test 1, train 2)."""
+    """``subject,train|test`` lines -> subject -> fold (test 1, train 2). A subject listed as
+    both train and test is an error naming both lines."""
     if not path.is_file():
         raise ValueError(f"{path}: missing: GFT needs its official train/test split file")
-    folds = {}
-    with open(path, newline="") as handle:
+    folds, lines = {}, {}
+    with open(path, newline="", encoding="utf-8-sig") as handle:  # a BOM is dropped
         for line_number, row in enumerate(csv.reader(handle), start=1):
             cells = [cell.strip() for cell in row]
             if not any(cells) or (line_number == 1 and cells[:2] == ["subject", "split"]):
                 continue
             if len(cells) != 2 or cells[1].lower() not in SPLIT_FOLDS:
                 raise DatasetError(f"{path}: line {line_number}: expected 'subject,train|test'")
-            folds[cells[0]] = SPLIT_FOLDS[cells[1].lower()]
+            subject, fold = cells[0], SPLIT_FOLDS[cells[1].lower()]
+            if folds.get(subject, fold) != fold:
+                raise DatasetError(
+                    f"{path}: lines {lines[subject]} and {line_number}: subject {subject} is "
+                    "listed as both train and test"
+                )
+            folds[subject], lines[subject] = fold, line_number
     if not folds:
         raise DatasetError(f"{path}: no subjects listed")
     return folds
@@ -68,11 +76,16 @@ def discover(root: Path, split: Path, label_frame_base: int) -> list[VideoJob]:
         raise ValueError(f"{root}: no videos in Videos/ or frame folders in Images/")
     jobs = []
     for subject, source in sorted(sources.items()):
-        labels = partial(
-            read_occurrence_csv, root / "AUCoding" / f"{subject}.csv", GFT_AUS, "frame"
-        )
+        path = root / "AUCoding" / f"{subject}.csv"
+        labels = partial(read_occurrence_csv, path, GFT_AUS, "frame")
         offset = label_frame_base if source.is_file() else 0
-        jobs.append(VideoJob(subject, subject, source, folds.get(subject, 0), labels, offset))
+        fold = folds.get(subject, 0)
+        jobs.append(VideoJob(subject, subject, source, fold, labels, offset, (path, split)))
+    if not any(job.inputs[0].is_file() for job in jobs):
+        raise ValueError(
+            f"{root / 'AUCoding'}: no label file (<subject>.csv) for any of the {len(jobs)} "
+            "subjects: not a labelled GFT tree"
+        )
     return jobs
 
 
@@ -88,7 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.src.is_dir():
         raise ValueError(f"{args.src}: no such directory")
-    jobs = discover(args.src, args.split or args.src / "split.csv", args.label_frame_base)
+    split = args.split or args.src / "split.csv"
+    jobs = discover(args.src, split, args.label_frame_base)
     unassigned = sorted(job.subject for job in jobs if job.fold == 0)
     if unassigned:
         print(f"warning: subjects not in the split file get fold 0 (unused): {unassigned}")
@@ -97,4 +111,4 @@ def run(args: argparse.Namespace) -> int:
         "source": "gft",
         "folds": {"1": "official test subjects", "2": "official train subjects"},
     }
-    return prepare_from_args(jobs, args, meta)
+    return prepare_from_args(jobs, args, meta, inputs=[split])

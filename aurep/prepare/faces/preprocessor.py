@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -12,6 +12,7 @@ from aurep.landmarks import NUM_LANDMARKS
 from aurep.prepare.faces.align import AlignedFace, FaceAligner
 from aurep.prepare.faces.landmarker import FaceLandmarker
 from aurep.prepare.frames import SourceFrame
+from aurep.prepare.report import condense
 
 
 @dataclass
@@ -20,7 +21,8 @@ class AlignedSequence:
 
     frames: uint8 (T, S, S, 3) RGB crops (black where no face); landmarks: float32 (T, 68, 2)
     crop pixels (no face: the nearest frame with a face, zeros if none); success: int8 (T,);
-    numbers: int64 (T,) source frame numbers; confidence: float32 (T,) in [0, 1], 0 = no face.
+    numbers: int64 (T,) source frame numbers; confidence: float32 (T,) in [0, 1], 0 = no face;
+    problems: messages about unreadable frames of the source (they have success 0).
     """
 
     frames: np.ndarray
@@ -28,6 +30,7 @@ class AlignedSequence:
     success: np.ndarray
     numbers: np.ndarray
     confidence: np.ndarray
+    problems: list[str] = field(default_factory=list)
 
     @property
     def faces(self) -> int:
@@ -95,7 +98,9 @@ class FacePreprocessor:
         return math.exp(-face.fit_error / (self.confidence_scale * self.size))
 
     def align(self, landmarker: FaceLandmarker, frame: SourceFrame) -> AlignedFace | None:
-        """The aligned face of one frame, or None when no face is found."""
+        """The aligned face of one frame, or None when no face is found (or it is unreadable)."""
+        if frame.image is None:
+            return None
         landmarks = landmarker(frame.image, round(frame.timestamp_ms))
         return None if landmarks is None else self.aligner(frame.image, landmarks)
 
@@ -110,8 +115,10 @@ class FacePreprocessor:
     def sequence(self, frames: Iterable[SourceFrame]) -> AlignedSequence:
         """Preprocess a whole video (its crops are kept; the source frames are not)."""
         size = self.size
-        crops, landmarks, success, numbers, confidence = [], [], [], [], []
+        crops, landmarks, success, numbers, confidence, problems = [], [], [], [], [], []
         for frame, face in self.iter_aligned(frames):
+            if frame.problem:
+                problems.append(frame.problem)
             numbers.append(frame.number)
             success.append(face is not None)
             confidence.append(self.confidence(face))
@@ -127,4 +134,5 @@ class FacePreprocessor:
             success=success_array,
             numbers=np.array(numbers, dtype=np.int64),
             confidence=np.array(confidence, dtype=np.float32),
+            problems=condense(problems, "{count} more unreadable frames"),
         )
