@@ -187,7 +187,9 @@ def make_batch(seed: int = 0, flow: bool = True) -> ClipBatch:
     )
 
 
-SPEC = ClipSpec(clip_length=T, image_size=SIZE, num_rois=R, max_views=V, has_flow=True)
+SPEC = ClipSpec(
+    clip_length=T, image_size=SIZE, num_rois=R, max_views=V, has_flow=True, num_identities=B
+)
 """What :func:`make_batch` clips give, as a DataModule would tell the heads."""
 
 

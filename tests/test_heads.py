@@ -31,6 +31,7 @@ from aurep.heads import (
     temporal_log_weights,
     temporal_ranking_loss,
 )
+from aurep.heads.identity_adversary import IdentityAdversaryHead, reverse_gradient
 from aurep.heads.landmark_shape import LandmarkShapeHead
 from aurep.heads.optical_flow import displacement_from_clip_start
 from aurep.models.backbone import Backbone
@@ -397,3 +398,21 @@ def test_tcl_clip_centred_embeddings_ignore_what_a_clip_shares(clip_centred):
     shifted = projected + 5.0 * torch.randn(B, 1, 16)
     same = torch.allclose(head.normalise(projected), head.normalise(shifted), atol=1e-5)
     assert same == clip_centred
+
+
+def test_identity_adversary_reverses_the_gradient_reaching_the_backbone():
+    """The classifier's own gradient is untouched; what flows on into the features is negated
+    and scaled: the backbone is pushed to make identities harder to tell apart."""
+    features = torch.randn(6, 8, requires_grad=True)
+    weights = torch.randn(8, 3)
+    (features @ weights).sum().backward()
+    plain = features.grad.clone()
+    features.grad = None
+    (reverse_gradient(features, 0.5) @ weights).sum().backward()
+    torch.testing.assert_close(features.grad, -0.5 * plain)
+
+
+def test_identity_adversary_needs_identity_numbers(backbone):
+    head = IdentityAdversaryHead()
+    with pytest.raises(ValueError, match="at least 2 people"):
+        head.attach(backbone, dataclasses.replace(SPEC, num_identities=1))

@@ -101,7 +101,8 @@ class ClipSpec:
     clip_length: frames per clip T. image_size: side of the frames, pixels. num_rois: RoIs per
     frame R (``batch.rois.shape[3]``). max_views: the most views per clip it can give.
     has_flow / has_labels / has_landmarks: whether those inputs exist. flow_from_previous:
-    flow target t is the motion from clip frame t - 1 (t >= 1). au_codes: the AU set
+    flow target t is the motion from clip frame t - 1 (t >= 1). num_identities: identity
+    numbers (``batch.identity``) run from 0 to num_identities - 1 (0: unknown). au_codes: the AU set
     of the labels. source: the data's name for messages (e.g. its directory).
     """
 
@@ -111,6 +112,7 @@ class ClipSpec:
     max_views: int = 2
     has_flow: bool = False
     flow_from_previous: bool = False
+    num_identities: int = 0
     has_labels: bool = False
     has_landmarks: bool = True
     au_codes: tuple[int, ...] = ()

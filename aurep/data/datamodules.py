@@ -180,6 +180,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             has_flow=self.has_flow,
             flow_from_previous=self.has_flow
             and flow_from_previous_frame(self.dataset, self.hparams.stride),
+            num_identities=len(self.identities),
             has_labels=self.num_aus > 0,
             au_codes=tuple(self.au_codes),
             source=str(self.dataset.root),

@@ -63,7 +63,8 @@ class SSLHead(nn.Module):
     Subclasses set ``needs`` (class attribute or property) and implement :meth:`forward`;
     anything whose shape depends on the backbone or the data is built in :meth:`attach`,
     called once before training. :meth:`after_optimizer_step` runs after each optimiser step
-    (EMA encoders, memory queues).
+    (EMA encoders, memory queues). ``adversarial`` heads send the backbone a reversed
+    gradient: the backbone maximises what the head minimises, so their loss need not fall.
 
     Args:
         weight: the head's loss weight in the multitask sum; 0 switches the head off (it is
@@ -71,6 +72,7 @@ class SSLHead(nn.Module):
     """
 
     needs: ClassVar[BatchNeeds] = BatchNeeds()
+    adversarial: ClassVar[bool] = False
 
     def __init__(self, weight: float = 1.0):
         super().__init__()
