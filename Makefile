@@ -45,7 +45,7 @@ demo: synth
 # (40 for the ceiling); --configs/--steps choose others.
 benchmark-quality-quick: install
 	$(BIN)/python benchmarks/quality.py --mode quick
-# Full (about 13 h on 2 CPU cores): every pretraining config, 500-step budgets, 3000 for the ceiling.
+# Full (about 20 h on 2 CPU cores; meant for a GPU): every pretraining config, 1000-step budgets, 3000 for the ceiling.
 benchmark-quality: install
 	$(BIN)/python benchmarks/quality.py --mode full
 

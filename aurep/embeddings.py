@@ -21,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import f1_score
@@ -33,6 +34,35 @@ from aurep.data.prepared import PreparedDataset
 from aurep.data.transforms import GeometricAugment
 from aurep.models.backbone import Backbone
 from aurep.models.checkpoints import load_backbone  # noqa: F401 (re-export for benchmarks/quality.py)
+
+SCORE_READINGS: dict[str, str] = {
+    "au_f1": "mean F1 of each frame's AUs guessed from its k nearest frames of other people; "
+    "higher = AU information carries across identities (compare with a random-init backbone)",
+    "au_accuracy": "share of known AU labels guessed right the same way; rare AUs inflate it "
+    "(guessing 'off' is mostly right), so read au_f1 first",
+    "identity_accuracy": "identity guessed from the k nearest frames of other videos; near "
+    "identity_chance = the features say little about who it is, near 1 = they encode identity",
+    "identity_chance": "the largest identity's share of the frames: what always guessing it scores",
+    "cross_identity_rate": "share of a frame's k nearest other-video frames that show someone else",
+    "cross_identity_chance": "that share for randomly chosen neighbours",
+    "person_independence": "cross_identity_rate / cross_identity_chance: 1 = neighbours ignore "
+    "identity, 0 = always the same person; high beside a low au_f1 means neighbours ignore "
+    "identity without matching expressions either (pose, light or noise)",
+}
+"""How to read each score of :func:`person_independence`, in one sentence."""
+
+
+def score_table(scores: dict[str, float]) -> pd.DataFrame:
+    """The summary scores (not the per-AU ``au_f1/AUxx``) of :func:`person_independence` as a
+    table indexed by score: ``value`` and ``how to read`` (:data:`SCORE_READINGS`)."""
+    names = [name for name in scores if "/" not in name]
+    return pd.DataFrame(
+        {
+            "value": [round(scores[name], 3) for name in names],
+            "how to read": [SCORE_READINGS.get(name, "") for name in names],
+        },
+        index=pd.Index(names, name="score"),
+    )
 
 
 @dataclass
@@ -90,6 +120,51 @@ def extract_embeddings(
         videos=np.asarray(frames.videos),
         frames=frames.frames,
     )
+
+
+def evaluation_images(
+    dataset: PreparedDataset, count: int, image_size: int | None = None, seed: int = 0
+) -> torch.Tensor:
+    """float32 (n, 3, S, S) normalised images of up to ``count`` random frames with a detected
+    face (no labels needed), through the evaluation path of :func:`extract_embeddings`."""
+    rows = np.flatnonzero(dataset.manifest["success"].to_numpy() == 1)
+    if len(rows) == 0:
+        raise ValueError(f"{dataset.root}: no frames with a detected face")
+    chosen = np.sort(np.random.default_rng(seed).choice(rows, min(count, len(rows)), False))
+    frames = LabelledFrameDataset(
+        dataset, chosen, GeometricAugment(image_size or dataset.image_size)
+    )
+    loader = DataLoader(frames, batch_size=len(chosen), collate_fn=collate_frames)
+    return normalise(next(iter(loader)).images)
+
+
+@torch.no_grad()
+def untrained_backbone(
+    name: str, images: torch.Tensor, img_size: int | None = None, seed: int = 0
+) -> Backbone:
+    """An untrained backbone in eval mode, made comparable to a trained one.
+
+    timm zero-initialises the last BatchNorm gamma of every residual block
+    (``zero_init_last``): at init each block is the identity and the pooled features see the
+    input through the stem and the 1x1 downsampling convolutions only. It is built with
+    ``zero_init_last=False`` (every branch active) and its BatchNorm running statistics are
+    re-estimated on ``images`` (float32 (n, 3, S, S) normalised unlabelled frames, e.g.
+    :func:`evaluation_images`; no gradient), so that eval-mode activations are normalised as in
+    a trained network. ``img_size``: for ViTs (None for CNNs)."""
+    torch.manual_seed(seed)
+    extra = {"img_size": img_size} if img_size is not None else {}
+    try:
+        backbone = Backbone(name, zero_init_last=False, **extra)
+    except TypeError:  # a model without that option (ViTs): nothing is zero-initialised
+        backbone = Backbone(name, **extra)
+    for module in backbone.modules():
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.reset_running_stats()
+            module.momentum = None  # cumulative average over the batches below
+    backbone.train()
+    for batch in images.split(128):
+        backbone(batch)
+    return backbone.eval()
 
 
 def nearest_neighbours(

@@ -63,7 +63,7 @@ from aurep.data.images import normalise, resize_frames
 from aurep.data.labelled import LabelledFrameDataset, collate_frames
 from aurep.data.prepared import MANIFEST_FILE, META_FILE, VIDEOS_DIR, PreparedDataset
 from aurep.data.transforms import GeometricAugment
-from aurep.embeddings import extract_embeddings
+from aurep.embeddings import extract_embeddings, untrained_backbone
 from aurep.evaluation.cv import run_cv
 from aurep.evaluation.probe import (
     ProbeRows,
@@ -148,7 +148,7 @@ class Mode:
 
 MODES = {
     "quick": Mode(20, 40, (0, 1, 2), ("temporal",), 4, 12),
-    "full": Mode(500, 3000, (0, 1, 2), tuple(PRETRAIN_FRAGMENTS), 8, 40),
+    "full": Mode(1000, 3000, (0, 1, 2), tuple(PRETRAIN_FRAGMENTS), 8, 40),
 }
 
 
@@ -329,27 +329,11 @@ def training_images(frames: CorpusFrames, size: int, count: int, seed: int) -> t
     return normalise(next(iter(loader)).images)
 
 
-@torch.no_grad()
 def random_backbone(name: str, frames: CorpusFrames, size: int, seed: int) -> Backbone:
-    """An untrained backbone in eval mode, made comparable to a trained one.
-
-    timm zero-initialises the last BatchNorm gamma of every residual block
-    (``zero_init_last``): at init each block is the identity and the pooled features see the
-    input through the stem and the 1x1 downsampling convolutions only. We build it with
-    ``zero_init_last=False`` (every branch active) and re-estimate the BatchNorm running
-    statistics on :data:`BN_FRAMES` unlabelled frames of the training identities (no gradient),
-    so that eval-mode activations are normalised as in a trained network."""
-    torch.manual_seed(seed)
-    backbone = Backbone(name, zero_init_last=False)
-    for module in backbone.modules():
-        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-            module.reset_running_stats()
-            module.momentum = None  # cumulative average over the batches below
-    backbone.train()
-    images = training_images(frames, size, BN_FRAMES, seed)
-    for batch in images.split(128):
-        backbone(batch)
-    return backbone.eval()
+    """An untrained backbone comparable to a trained one
+    (:func:`aurep.embeddings.untrained_backbone`: every residual branch active, BatchNorm
+    statistics re-estimated on :data:`BN_FRAMES` unlabelled frames of the training identities)."""
+    return untrained_backbone(name, training_images(frames, size, BN_FRAMES, seed), seed=seed)
 
 
 def backbone_features(backbone: Backbone, frames: CorpusFrames, size: int) -> np.ndarray:

@@ -4,6 +4,7 @@ background pipeline and bad input (videos encoded by the tests, the astronaut ph
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -12,11 +13,14 @@ import pytest
 import pytorch_lightning as pl
 import skimage.data
 import torch
-from test_preprocess import face_clip
+from test_preprocess import FACE_BOX, face_clip
 
+from aurep import cli
 from aurep.data.prepared import DatasetError
 from aurep.infer import command
+from aurep.infer.faces import detection_score, head_pose
 from aurep.infer.pipeline import AUPredictor, batches, in_background
+from aurep.prepare.faces.landmarker import FaceLandmarker
 from aurep.prepare.faces.preprocessor import FacePreprocessor
 from aurep.prepare.frames import encode_video, iter_frames
 from aurep.tasks.detector import AUDetector
@@ -66,16 +70,24 @@ def test_video_rows_thresholds_and_embeddings(checkpoint, video, tmp_path, capsy
     assert "8 frames, faces in 6 (75.0%)" in capsys.readouterr().out
     table = pd.read_csv(out)
     expected = ["frame", "face_id", "timestamp", "confidence", "success"]
+    expected += ["face_x", "face_y", "face_w", "face_h"]
+    expected += ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
+    expected += [f"x_{i}" for i in range(68)] + [f"y_{i}" for i in range(68)]
     expected += ["AU01_c", "AU02_c", "AU12_c", "AU01_p", "AU02_p", "AU12_p"]
-    assert list(table.columns) == expected
+    assert list(table.columns[: len(expected)]) == expected
+    blendshapes = list(table.columns[len(expected) :])
+    assert len(blendshapes) == 52 and blendshapes[0] == "bs_neutral"
+    assert {"bs_jawOpen", "bs_mouthSmileLeft", "bs_eyeBlinkRight"} <= set(blendshapes)
+    assert not any(c.endswith("_r") for c in table.columns)  # no intensity predicted
     assert table["frame"].tolist() == list(range(1, 9))
     np.testing.assert_allclose(table["timestamp"], np.arange(8) * 0.04, atol=1e-3)
     assert table["success"].tolist() == [1, 1, 1, 1, 0, 0, 1, 1]
     faces, blank = table[table["success"] == 1], table[table["success"] == 0]
     assert (faces["AU01_c"] == 1).all() and (faces["AU02_c"] == 0).all()
     assert (faces["AU12_c"] == (faces["AU12_p"] >= 0.5)).all()
-    assert blank[["AU01_c", "AU01_p", "AU12_p"]].isna().all().all()
-    assert (blank["confidence"] == 0).all() and (faces["confidence"] > 0.3).all()
+    assert blank[["AU01_c", "AU01_p", "AU12_p", "x_0", "pose_Rx", "bs_jawOpen"]].isna().all().all()
+    assert (blank["confidence"] == 0).all() and (faces["confidence"] > 0.5).all()
+    assert faces[blendshapes].ge(0).all().all() and faces[blendshapes].le(1).all().all()
     # the probabilities are the detector's on the same aligned crops
     predictor = AUPredictor(checkpoint)
     sequence = FacePreprocessor(SIZE).sequence(iter_frames(video))
@@ -88,14 +100,81 @@ def test_video_rows_thresholds_and_embeddings(checkpoint, video, tmp_path, capsy
     assert sorted(p.name for p in tmp_path.iterdir()) == ["au.csv", "emb.npy"]  # no temp files
 
 
-def test_image_folder_and_single_image(checkpoint, tmp_path):
+def test_landmarks_box_and_pose_in_source_pixels(checkpoint, video, tmp_path):
+    """The CSV's landmarks are the landmarker's on the source frames, inside the known face box
+    of the clip, the box bounds them and the near-frontal head faces the camera."""
+    out = tmp_path / "au.csv"
+    assert run_infer(str(video), "--ckpt", str(checkpoint), "--out", str(out)) == 0
+    faces = pd.read_csv(out).query("success == 1")
+    xs = faces[[f"x_{i}" for i in range(68)]].to_numpy()
+    ys = faces[[f"y_{i}" for i in range(68)]].to_numpy()
+    with FaceLandmarker("video") as landmarker:
+        every = [landmarker(f.image, round(f.timestamp_ms)) for f in iter_frames(video)]
+    reference = [every[i] for i in faces.index]
+    np.testing.assert_allclose(xs, [r[:, 0] for r in reference], atol=0.01)
+    np.testing.assert_allclose(ys, [r[:, 1] for r in reference], atol=0.01)
+    # face_clip: the photo's head [10:330, 70:390], shifted 2 px/frame, scaled 128/320
+    shift = 2.0 * np.array([0, 1, 2, 3, 0, 1])[:, None]  # the video's faces: face_clip 4 + 2
+    x0, y0, x1, y1 = FACE_BOX
+    scale = 128 / 320
+    left, right = (x0 - 70 + shift) * scale, (x1 - 70 + shift) * scale
+    top, bottom = (y0 - 10) * scale, (y1 - 10) * scale
+    inside = (xs > left - 3) & (xs < right + 3) & (ys > top - 3) & (ys < bottom + 3)
+    assert inside.mean() > 0.95, inside.mean()
+    np.testing.assert_allclose(faces["face_x"], xs.min(1), atol=1e-3)
+    np.testing.assert_allclose(faces["face_x"] + faces["face_w"], xs.max(1), atol=2e-3)
+    np.testing.assert_allclose(faces["face_y"] + faces["face_h"], ys.max(1), atol=2e-3)
+    assert (faces["pose_Tz"] > 0).all()  # in front of the camera, millimetres
+    assert faces[["pose_Rx", "pose_Ry", "pose_Rz"]].abs().lt(0.6).all().all()
+
+
+def test_head_pose_axes_units_and_detector_confidence():
+    angle = 0.3
+    c, s = np.cos(angle), np.sin(angle)
+    pitch = np.array([[1, 0, 0, 1.0], [0, c, -s, 2.0], [0, s, c, -50.0], [0, 0, 0, 1]])
+    pose = head_pose(pitch)  # OpenGL camera (y up, z towards the viewer), centimetres
+    np.testing.assert_allclose(pose[:3], [10.0, -20.0, 500.0], atol=1e-4)
+    np.testing.assert_allclose(pose[3:], [angle, 0.0, 0.0], atol=1e-6)
+    yaw = np.array([[c, 0, s, 0], [0, 1, 0, 0], [-s, 0, c, -50.0], [0, 0, 0, 1]])
+    np.testing.assert_allclose(head_pose(yaw)[3:], [0.0, -angle, 0.0], atol=1e-6)
+
+    def detection(x, y, side, score):
+        box = SimpleNamespace(origin_x=x, origin_y=y, width=side, height=side)
+        return SimpleNamespace(bounding_box=box, categories=[SimpleNamespace(score=score)])
+
+    found = [detection(10, 10, 20, 0.9), detection(12, 12, 10, 0.95), detection(80, 80, 9, 0.99)]
+    assert detection_score(found, (5.0, 5.0, 30.0, 30.0)) == pytest.approx(0.95)
+    assert detection_score(found, (50.0, 5.0, 20.0, 20.0)) == 0.0
+
+
+def test_confidence_falls_when_the_face_is_covered(checkpoint, tmp_path):
+    """Detector score, not alignment fit: covering the mouth lowers it."""
+    photo = skimage.data.astronaut()
+    covered = photo.copy()
+    covered[130:200, 170:290] = 120  # a grey patch over the mouth and chin
+    scores = []
+    for name, image in (("open", photo), ("covered", covered)):
+        path = tmp_path / f"{name}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        out = tmp_path / f"{name}.csv"
+        run_infer(str(path), "--ckpt", str(checkpoint), "--out", str(out), "--no-blendshapes")
+        table = pd.read_csv(out)
+        assert not any(c.startswith("bs_") for c in table.columns)
+        scores.append(table["confidence"].item())
+    assert scores[0] > 0.8 and scores[1] < scores[0] - 0.1, scores
+
+
+def test_image_folder_and_single_image(checkpoint, tmp_path, capsys):
     folder = tmp_path / "frames"
     folder.mkdir()
     for number, image in zip((3, 1, 2), face_clip(3), strict=True):
         cv2.imwrite(str(folder / f"{number}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    (folder / "4.png").write_bytes(b"not a png")  # one unreadable frame: success 0, no abort
+    cv2.imwrite(str(folder / "5.png"), cv2.cvtColor(face_clip(1)[0], cv2.COLOR_RGB2BGR))
     out = tmp_path / "folder.csv"
     assert run_infer(str(folder), "--ckpt", str(checkpoint), "--out", str(out)) == 0
-    assert pd.read_csv(out)["success"].tolist() == [1, 1, 1]
+    assert pd.read_csv(out)["success"].tolist() == [1, 1, 1, 0, 1]
+    assert "4.png: unreadable image: success = 0" in capsys.readouterr().err
     photo = tmp_path / "astronaut.png"
     cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
     assert run_infer(str(photo), "--ckpt", str(checkpoint), "--out", str(tmp_path / "a.csv")) == 0
@@ -123,6 +202,110 @@ def test_bad_inputs(checkpoint, tmp_path, capsys):
         run_infer(str(blank), "--ckpt", str(garbage), "--out", str(out))
 
 
+def test_outputs_never_replace_inputs_or_other_files(checkpoint, video, tmp_path):
+    ckpt = ["--ckpt", str(checkpoint)]
+    before = video.read_bytes(), checkpoint.read_bytes()
+    with pytest.raises(ValueError, match=r"--out .*talk.mp4: is the input; refusing"):
+        run_infer(str(video), *ckpt, "--out", str(video))
+    with pytest.raises(ValueError, match=r"--out .*detector.ckpt: is the checkpoint; refusing"):
+        run_infer(str(video), *ckpt, "--out", str(checkpoint))
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    with pytest.raises(ValueError, match=r"notes.txt: exists and is not a .csv file"):
+        run_infer(str(video), *ckpt, "--out", str(notes))
+    with pytest.raises(ValueError, match=r"--embeddings .*notes.txt: exists and is not a .npy"):
+        run_infer(str(video), *ckpt, "--out", str(tmp_path / "a.csv"), "--embeddings", str(notes))
+    with pytest.raises(ValueError, match=r"--embeddings .*talk.mp4: is the input"):
+        run_infer(str(video), *ckpt, "--out", str(tmp_path / "a.csv"), "--embeddings", str(video))
+    with pytest.raises(ValueError, match=r"--out .*: is a folder"):
+        run_infer(str(video), *ckpt, "--out", str(tmp_path))
+    assert (video.read_bytes(), checkpoint.read_bytes()) == before
+    assert notes.read_text() == "mine" and not (tmp_path / "a.csv").exists()
+    old = tmp_path / "old.csv"
+    old.write_text("frame\n1\n")  # an earlier result is replaced
+    assert run_infer(str(video), *ckpt, "--out", str(old), "--no-blendshapes") == 0
+    assert len(pd.read_csv(old)) == 8
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (["--fps", "0"], "--fps 0: the frame rate must be > 0"),
+        (["--size", "0"], "--size 0: the crop side must be >= 8 px"),
+        (["--margin", "1.5"], r"--margin 1.5: must be in \[0, 1\)"),
+        (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+        (["--device", "gpu0"], "--device gpu0: not a torch device"),
+    ],
+)
+def test_bad_settings_are_one_line_errors(checkpoint, video, tmp_path, option, message):
+    with pytest.raises(ValueError, match=message):
+        run_infer(str(video), "--ckpt", str(checkpoint), "--out", str(tmp_path / "a.csv"), *option)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present")
+def test_cuda_without_a_gpu_says_so_on_one_line(checkpoint, video, tmp_path, capsys):
+    argv = ["infer", str(video), "--ckpt", str(checkpoint), "--out", str(tmp_path / "a.csv")]
+    with pytest.raises(SystemExit) as exited:
+        cli.main([*argv, "--device", "cuda"])
+    assert exited.value.code == 2
+    error = capsys.readouterr().err
+    assert (
+        error
+        == "aurep infer: error: --device cuda: no CUDA GPU is available here; use --device cpu\n"
+    )
+
+
+def test_checkpoint_errors_name_the_file_and_the_fix(checkpoint, video, tmp_path):
+    stored = torch.load(checkpoint, weights_only=False)
+    pretraining = {
+        "state_dict": {f"model.{k}": v for k, v in stored["state_dict"].items()},
+        "hyper_parameters": {"_class_path": "aurep.tasks.pretrain.PretrainTask"},
+    }
+    path = tmp_path / "last.ckpt"
+    torch.save(pretraining, path)
+    out = ["--out", str(tmp_path / "a.csv")]
+    with pytest.raises(
+        ValueError,
+        match=r"last.ckpt: a pretraining checkpoint, not an AU detector: "
+        r"train a detector on it with `aurep cv",
+    ):
+        run_infer(str(video), "--ckpt", str(path), *out)
+    text = tmp_path / "model.ckpt"
+    text.write_text("epoch 3\n")
+    with pytest.raises(ValueError, match=r"model.ckpt: not a torch checkpoint"):
+        run_infer(str(video), "--ckpt", str(text), *out)
+
+
+def trained_on(checkpoint, root, meta: str, image_size: int | None = SIZE):
+    """A copy of ``checkpoint`` (beside ``root``) whose training data is ``root``, a folder
+    holding only a meta.json with the text ``meta``."""
+    root.mkdir(exist_ok=True)
+    (root / "meta.json").write_text(meta)
+    stored = torch.load(checkpoint, weights_only=False)
+    stored["datamodule_hyper_parameters"] = {"image_size": image_size, "root": str(root)}
+    path = root.with_name(f"{root.name}.ckpt")
+    torch.save(stored, path)
+    return path
+
+
+def test_a_detector_trained_on_synthetic_faces_is_flagged(checkpoint, tmp_path, capsys):
+    corpus = tmp_path / "synth"
+    synthetic = trained_on(checkpoint, corpus, '{"source": "synth"}')
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    for model, warned in ((checkpoint, False), (synthetic, True)):
+        run_infer(str(photo), "--ckpt", str(model), "--out", str(tmp_path / "a.csv"))
+        lines = [line for line in capsys.readouterr().err.splitlines() if "synthetic" in line]
+        assert lines == (
+            [
+                f"warning: {synthetic} was trained on synthetic faces only ({corpus}); its AU "
+                "outputs are not meaningful on real faces"
+            ]
+            if warned
+            else []
+        )
+
+
 def test_background_iteration_propagates_errors_and_stops_early():
     def failing():
         yield 1
@@ -147,25 +330,19 @@ def test_background_iteration_propagates_errors_and_stops_early():
 
 
 def test_alignment_defaults_come_from_the_training_data(checkpoint, tmp_path):
-    stored = torch.load(checkpoint, weights_only=False)
     assert AUPredictor(checkpoint).alignment == {}  # no dataset recorded: built-in defaults
     root = tmp_path / "prepared"
-    root.mkdir()
-    (root / "meta.json").write_text('{"preprocess": {"margin": 0.35, "points": "all"}}')
-    stored["datamodule_hyper_parameters"] = {"image_size": SIZE, "root": str(root)}
-    other = tmp_path / "detector.ckpt"
-    torch.save(stored, other)
+    other = trained_on(checkpoint, root, '{"preprocess": {"margin": 0.35, "points": "all"}}')
     predictor = AUPredictor(other)
     assert predictor.alignment == {"margin": 0.35, "points": "all"}
-    preprocessor = predictor.preprocessor()
-    assert preprocessor.size == SIZE and preprocessor.aligner.margin == 0.35
+    aligner = predictor.aligner()
+    assert aligner.size == SIZE and aligner.margin == 0.35
     # crops are aligned at the training data's crop side, then resized to the model's input
     (root / "meta.json").write_text('{"preprocess": {"size": 64, "margin": 0.35}}')
     predictor = AUPredictor(other)
-    assert predictor.preprocessor().size == 64 and predictor.image_size == SIZE
-    assert predictor.preprocessor(size=80).size == 80
+    assert predictor.aligner().size == 64 and predictor.image_size == SIZE
+    assert predictor.aligner(size=80).size == 80
     crops = np.zeros((2, 64, 64, 3), np.uint8)
     assert predictor.inputs(crops).shape == (2, 3, SIZE, SIZE)
-    stored["datamodule_hyper_parameters"] = {"image_size": None, "root": str(root)}
-    torch.save(stored, other)
+    other = trained_on(checkpoint, root, '{"preprocess": {"size": 64}}', image_size=None)
     assert AUPredictor(other).image_size == 64  # trained at the dataset's own size

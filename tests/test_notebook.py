@@ -9,11 +9,21 @@ import nbformat
 import numpy as np
 import pytest
 import torch
+from matplotlib.figure import Figure
 
 from aurep.cli import main
 from aurep.data.prepared import PreparedDataset
-from aurep.embeddings import Embeddings, extract_embeddings, nearest_neighbours, person_independence
+from aurep.embeddings import (
+    SCORE_READINGS,
+    Embeddings,
+    extract_embeddings,
+    nearest_neighbours,
+    person_independence,
+    score_table,
+    untrained_backbone,
+)
 from aurep.models.checkpoints import load_backbone
+from aurep.plot.categories import category_styles, scatter_categories
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "notebooks" / "embeddings.ipynb"
@@ -126,12 +136,12 @@ def test_extracted_embeddings_are_the_backbone_features(tiny_checkpoint, tiny_co
     assert torch.allclose(torch.from_numpy(emb.features[0]), expected, atol=1e-4, rtol=1e-4)
 
 
-@pytest.mark.slow
-def test_notebook_runs_and_plots(tiny_checkpoint, tiny_corpus, monkeypatch):
+def run_notebook(checkpoint: Path, dataset: Path, monkeypatch) -> tuple[list, str, str]:
+    """Execute the notebook on ``dataset``: its outputs, printed text and HTML tables."""
     from nbclient import NotebookClient
 
-    monkeypatch.setenv("AUREP_CHECKPOINT", str(tiny_checkpoint))
-    monkeypatch.setenv("AUREP_DATASET", str(tiny_corpus))
+    monkeypatch.setenv("AUREP_CHECKPOINT", str(checkpoint))
+    monkeypatch.setenv("AUREP_DATASET", str(dataset))
     monkeypatch.setenv("AUREP_FRAME_STEP", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
@@ -143,12 +153,68 @@ def test_notebook_runs_and_plots(tiny_checkpoint, tiny_corpus, monkeypatch):
     )
     client.execute()  # raises CellExecutionError on any failing cell
     outputs = [out for cell in notebook.cells if cell.cell_type == "code" for out in cell.outputs]
-    images = [out for out in outputs if "image/png" in out.get("data", {})]
-    assert (
-        len(images) >= 6
-    )  # per-AU F1 bars, maps by identity, 2 x maps by AU, NN grid, trajectories
     text = "".join(out.get("text", "") for out in outputs)
+    tables = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
+    return outputs, text, tables
+
+
+def images_in(outputs: list) -> int:
+    return sum("image/png" in out.get("data", {}) for out in outputs)
+
+
+@pytest.mark.slow
+def test_notebook_runs_and_plots(tiny_checkpoint, tiny_corpus, monkeypatch):
+    outputs, text, tables = run_notebook(tiny_checkpoint, tiny_corpus, monkeypatch)
+    # per-AU F1 bars, maps by identity and clip, 2 x maps by AU, NN grid, trajectories
+    assert images_in(outputs) >= 6
     identities = PreparedDataset(tiny_corpus).manifest["subject"].nunique()
     assert f"{len(PreparedDataset(tiny_corpus))} frames of {identities} identities" in text
-    tables = "".join(out.get("data", {}).get("text/html", "") for out in outputs)
-    assert "person_independence" in tables
+    for score in ("au_f1", "person_independence", "identity_accuracy"):
+        assert score in tables and SCORE_READINGS[score].split(";")[0] in tables
+    assert "random init" in tables and "checkpoint" in tables
+
+
+@pytest.mark.slow
+def test_notebook_runs_on_unlabelled_prepared_videos(tiny_checkpoint, prepared, monkeypatch):
+    """What `aurep prepare videos` writes: no AU columns (the notebook used to crash here)."""
+    root = prepared(subjects={"A": 0, "B": 0, "C": 0}, au_codes=(), length=8)
+    assert PreparedDataset(root).au_codes == []
+    outputs, text, tables = run_notebook(tiny_checkpoint, root, monkeypatch)
+    assert "no AU labels (unlabelled data)" in text
+    assert "maps coloured by AU are skipped" in text
+    assert "<th>person_independence</th>" in tables and "<th>au_f1</th>" not in tables
+    assert images_in(outputs) == 3  # maps by identity and clip, NN grid, trajectories
+
+
+def test_every_summary_score_says_how_to_read_it():
+    scores = person_independence(synthetic_embeddings("aus"), k=3)
+    table = score_table(scores)
+    assert list(table.index) == [name for name in scores if "/" not in name]
+    assert table["how to read"].str.len().gt(30).all()
+    np.testing.assert_allclose(table["value"], [round(scores[n], 3) for n in table.index])
+
+
+def test_category_styles_tell_many_groups_apart():
+    names = [f"S{i:03d}" for i in range(130)]
+    styles = category_styles(names[::-1] + names[:5])  # order and repeats do not matter
+    assert list(styles) == names
+    assert len(set(styles.values())) == 130  # no two identities look alike
+    assert len({colour for colour, _ in list(styles.values())[:60]}) == 60
+    ax = Figure().subplots()
+    xy = np.random.default_rng(0).normal(size=(260, 2))
+    scatter_categories(ax, xy, names * 2, "by identity", legend=40)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["S000", "S001"] and labels[-1] == "... 90 more" and len(labels) == 41
+    assert ax.get_title() == "by identity (130)"
+
+
+def test_untrained_backbone_has_active_branches_and_data_statistics():
+    images = torch.randn(40, 3, 32, 32) * 2 + 1
+    backbone = untrained_backbone("test_resnet", images, seed=0)
+    again = untrained_backbone("test_resnet", images, seed=0)
+    assert not backbone.training
+    state, repeat = backbone.state_dict(), again.state_dict()
+    assert all(torch.equal(state[k], repeat[k]) for k in state)  # seeded
+    norms = [m for m in backbone.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert all(m.weight.abs().sum() > 0 for m in norms)  # no zero-initialised last gammas
+    assert norms[0].running_mean.abs().max() > 0.01  # statistics of these images, not 0/1

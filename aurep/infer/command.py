@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import torch
 from tqdm import tqdm
 
 from aurep.infer.pipeline import DEFAULT_SIZE, AUPredictor, infer
@@ -39,16 +40,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of image folders")
     parser.add_argument("--device", default="cpu", help="torch device for the model")
+    parser.add_argument(
+        "--no-blendshapes",
+        dest="blendshapes",
+        action="store_false",
+        help="leave out MediaPipe's 52 blendshape scores (bs_* columns)",
+    )
     parser.add_argument("--no-progress", dest="progress", action="store_false")
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """ValueError when ``--out`` or ``--embeddings`` would replace an input, each other or an
+    existing file that is not of their own kind (a CSV, a .npy)."""
+    inputs = {args.input.resolve(): "the input", args.ckpt.resolve(): "the checkpoint"}
+    outputs = [("--out", args.out, ".csv")]
+    if args.embeddings is not None:
+        outputs.append(("--embeddings", args.embeddings, ".npy"))
+    for flag, path, suffix in outputs:
+        if path.resolve() in inputs:
+            raise ValueError(
+                f"{flag} {path}: is {inputs[path.resolve()]}; refusing to replace it "
+                f"(give a new {suffix} path)"
+            )
+        if path.is_dir():
+            raise ValueError(f"{flag} {path}: is a folder (give a {suffix} file path)")
+        if path.exists() and path.suffix.lower() != suffix:
+            raise ValueError(
+                f"{flag} {path}: exists and is not a {suffix} file; refusing to replace it "
+                f"(give a new {suffix} path)"
+            )
+        inputs[path.resolve()] = f"{flag}'s file"
+    if args.embeddings is not None and args.embeddings.suffix != ".npy":
+        raise ValueError(f"--embeddings {args.embeddings}: must end in .npy")
+
+
+def check_settings(args: argparse.Namespace) -> None:
+    """ValueError naming the option for a value that cannot work (before anything is loaded)."""
+    if args.fps <= 0:
+        raise ValueError(f"--fps {args.fps:g}: the frame rate must be > 0")
+    if args.size is not None and args.size < 8:
+        raise ValueError(f"--size {args.size}: the crop side must be >= 8 px")
+    if args.margin is not None and not 0 <= args.margin < 1:
+        raise ValueError(f"--margin {args.margin:g}: must be in [0, 1)")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+    try:
+        device = torch.device(args.device)
+    except RuntimeError:
+        raise ValueError(
+            f"--device {args.device}: not a torch device (e.g. cpu, cuda, cuda:1)"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {args.device}: no CUDA GPU is available here; use --device cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise ValueError(
+            f"--device {args.device}: only {torch.cuda.device_count()} CUDA GPU(s) here"
+        )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {args.device}: MPS is not available here; use --device cpu")
 
 
 def run(args: argparse.Namespace) -> int:
     if not args.input.exists():
         raise ValueError(f"{args.input}: no such file or directory")
-    if args.embeddings is not None and args.embeddings.suffix != ".npy":
-        raise ValueError(f"--embeddings {args.embeddings}: must end in .npy")
+    check_settings(args)
+    check_outputs(args)
     predictor = AUPredictor(args.ckpt, args.device)
-    preprocessor = predictor.preprocessor(args.size, args.margin, args.align_points)
+    if predictor.trained_on_synthetic:
+        print(
+            f"warning: {args.ckpt} was trained on synthetic faces only "
+            f"({predictor.training_root}); its AU outputs are not meaningful on real faces",
+            file=sys.stderr,
+        )
+    aligner = predictor.aligner(args.size, args.margin, args.align_points)
     with tqdm(desc="infer", unit="frame", disable=not args.progress, file=sys.stderr) as bar:
         summary = infer(
             args.input,
@@ -56,10 +120,13 @@ def run(args: argparse.Namespace) -> int:
             args.out,
             embeddings=args.embeddings,
             batch_size=args.batch_size,
-            preprocessor=preprocessor,
+            aligner=aligner,
             fps=args.fps,
+            blendshapes=args.blendshapes,
             progress=bar,
         )
+    for problem in summary.unreadable:
+        print(f"warning: {problem}", file=sys.stderr)
     found = 100.0 * summary.faces / summary.frames
     print(
         f"{summary.frames} frames, faces in {summary.faces} ({found:.1f}%), "

@@ -1,15 +1,21 @@
 """AU detection on a video, an image folder or an image, streamed with bounded memory.
 
-A producer thread decodes frames and finds and aligns faces (:class:`FacePreprocessor`); the
+A producer thread decodes frames and observes and aligns faces (:class:`FaceObserver`); the
 calling thread batches the aligned crops (``batch_size``) through the detector, so decoding and
 face finding overlap with the model (PyAV, MediaPipe and PyTorch release the GIL). At most
-``queue_size`` aligned crops wait between the two; source frames are dropped once aligned.
+``queue_size`` aligned crops wait between the two; source frames are dropped once observed.
 
-Output: one CSV row per frame with OpenFace-compatible columns ``frame`` (1-based), ``face_id``,
-``timestamp`` (s), ``confidence``, ``success``, ``AUxx_c`` (0/1, the detector's per-AU
-thresholds) and ``AUxx_p`` (probability); frames without a face have success 0 and empty AU
-cells. The CSV (and the optional ``.npy`` of pooled backbone features, NaN rows without a face)
-are written to temporary names and renamed when complete.
+Output: one CSV row per frame with OpenFace-compatible columns (:func:`csv_columns`): ``frame``
+(1-based), ``face_id``, ``timestamp`` (s), ``confidence`` (face detector score, see
+:mod:`aurep.infer.faces`), ``success``, the face box ``face_x``, ``face_y``, ``face_w``,
+``face_h`` (the 68 landmarks' bounding box), head pose ``pose_Tx`` .. ``pose_Rz`` (mm, rad),
+landmarks ``x_0`` .. ``x_67``, ``y_0`` .. ``y_67`` (source-frame pixels), ``AUxx_c`` (0/1, the
+detector's per-AU thresholds), ``AUxx_p`` (probability) and, optionally, MediaPipe's 52
+blendshape scores ``bs_<name>`` (as py-feat reports them). AUDetector predicts occurrence only,
+so there are no ``AUxx_r`` intensity columns. Frames without a face, and unreadable frames (a
+broken image in a folder, a video cut short), have success 0 and empty cells. The CSV (and the
+optional ``.npy`` of pooled backbone features, NaN rows without a face) are written to temporary
+names and renamed when complete.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 
@@ -32,49 +38,68 @@ import torch
 from aurep.au import au_column
 from aurep.data.images import normalise, resize_frames
 from aurep.data.prepared import META_FILE
+from aurep.infer.faces import BLENDSHAPES, POSE_COLUMNS, FaceObservation, FaceObserver
+from aurep.landmarks import NUM_LANDMARKS
 from aurep.models.checkpoints import read_checkpoint
-from aurep.prepare.faces.align import AlignedFace
-from aurep.prepare.faces.preprocessor import FacePreprocessor
+from aurep.prepare.faces.align import FaceAligner
 from aurep.prepare.frames import is_image, iter_frames
 
 DEFAULT_SIZE = 112
+BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
 
 
 @dataclass
 class FaceResult:
-    """One input frame after face preprocessing (its pixels already dropped)."""
+    """One input frame after face observation (its pixels already dropped); ``unreadable``:
+    why the frame (and maybe the next ones) could not be read, naming the file, else None."""
 
     index: int
     timestamp_ms: float
-    face: AlignedFace | None
-    confidence: float
+    face: FaceObservation | None
+    unreadable: str | None = None
 
 
-def _preprocess_settings(root: str | None) -> dict:
-    """The "preprocess" entry of a prepared dataset's meta.json ({} if unavailable)."""
+def _dataset_meta(root: str | None) -> dict:
+    """A prepared dataset's meta.json ({} if unavailable)."""
     meta = Path(root) / META_FILE if root else None
     if meta is None or not meta.is_file():
         return {}
     try:
-        return dict(json.loads(meta.read_text()).get("preprocess", {}))
+        loaded = json.loads(meta.read_text())
     except (json.JSONDecodeError, OSError):
         return {}
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _is_pretraining_checkpoint(checkpoint: dict) -> bool:
+    """Whether a checkpoint holds a PretrainTask (SSL heads) rather than an AUDetector."""
+    class_path = str(checkpoint.get("hyper_parameters", {}).get("_class_path", ""))
+    state = checkpoint["state_dict"]
+    return class_path.endswith("PretrainTask") or any(k.startswith("model.") for k in state)
 
 
 class AUPredictor:
     """A trained :class:`~aurep.tasks.detector.AUDetector` for inference on aligned crops.
 
-    ``alignment``: the ``size``/``margin``/``points`` the training data was prepared with (its
-    ``meta.json`` "preprocess" entry, if that dataset is still there; else empty).
-    ``image_size``: the side of the detector's training inputs (the DataModule's ``image_size``
-    saved in the checkpoint, else the training data's crop side, else None: crops are used at
-    their own size). ``thresholds``: per-AU decision thresholds.
+    ``training_data``: the meta.json of the dataset the detector was trained on (if that
+    dataset is still there; else empty); ``alignment``: its "preprocess" entry, the
+    ``size``/``margin``/``points`` it was prepared with. ``image_size``: the side of the
+    detector's training inputs (the DataModule's ``image_size`` saved in the checkpoint, else
+    the training data's crop side, else None: crops are used at their own size).
+    ``thresholds``: per-AU decision thresholds. ValueError naming the file for a pretraining
+    checkpoint or anything else that is not an AUDetector checkpoint.
     """
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu"):
         from aurep.tasks.detector import AUDetector
 
         stored = read_checkpoint(checkpoint)
+        if _is_pretraining_checkpoint(stored):
+            raise ValueError(
+                f"{checkpoint}: a pretraining checkpoint, not an AU detector: train a detector "
+                "on it with `aurep cv ... -- --model.init_args.pretrained_ckpt="
+                f"{checkpoint}` and give its fold checkpoint to --ckpt"
+            )
         model = AUDetector.from_checkpoint(stored, checkpoint)
         self.model = model.to(device)
         self.device = torch.device(device)
@@ -83,18 +108,28 @@ class AUPredictor:
         self.thresholds = model.thresholds.detach().cpu().numpy()
         data = stored.get("datamodule_hyper_parameters", {})
         data = data if isinstance(data, dict) else {}
-        self.alignment: dict = _preprocess_settings(data.get("root"))
+        self.training_root: str | None = data.get("root")
+        self.training_data: dict = _dataset_meta(self.training_root)
+        preprocess = self.training_data.get("preprocess", {})
+        self.alignment: dict = dict(preprocess) if isinstance(preprocess, dict) else {}
         self.image_size: int | None = data.get("image_size") or self.alignment.get("size")
 
-    def preprocessor(
+    @property
+    def trained_on_synthetic(self) -> bool:
+        """Whether the training data's meta.json says it is an ``aurep synth`` corpus."""
+        return self.training_data.get("source") == "synth"
+
+    def aligner(
         self, size: int | None = None, margin: float | None = None, points: str | None = None
-    ) -> FacePreprocessor:
-        """Face finding and alignment as for the training data: crop side (px), margin and
-        alignment points default to the training data's, else to ``image_size`` (or
-        ``DEFAULT_SIZE``), 0.2 and ``"rigid"``."""
-        size = size or self.alignment.get("size") or self.image_size or DEFAULT_SIZE
+    ) -> FaceAligner:
+        """The face crop of the training data: crop side (px), margin and alignment points
+        default to the training data's, else to ``image_size`` (or ``DEFAULT_SIZE``), 0.2 and
+        ``"rigid"``."""
+        size = size if size is not None else self.alignment.get("size") or self.image_size
         margin = margin if margin is not None else self.alignment.get("margin", 0.2)
-        return FacePreprocessor(size, margin, points or self.alignment.get("points", "rigid"))
+        return FaceAligner(
+            size or DEFAULT_SIZE, margin, points or self.alignment.get("points", "rigid")
+        )
 
     def inputs(self, crops: np.ndarray) -> torch.Tensor:
         """uint8 (B, S, S, 3) RGB crops -> float32 (B, 3, s, s) model inputs on the device:
@@ -111,12 +146,17 @@ class AUPredictor:
         return probs.float().cpu().numpy(), pooled.float().cpu().numpy()
 
 
-def face_results(source: Path, preprocessor: FacePreprocessor, fps: float) -> Iterator[FaceResult]:
-    """Aligned faces of every frame of ``source`` (a single image uses image mode)."""
-    mode = "image" if is_image(Path(source)) else None
-    frames = iter_frames(Path(source), fps)
-    for index, (frame, face) in enumerate(preprocessor.iter_aligned(frames, mode)):
-        yield FaceResult(index, frame.timestamp_ms, face, preprocessor.confidence(face))
+def face_results(
+    source: Path, aligner: FaceAligner, fps: float, blendshapes: bool = True
+) -> Iterator[FaceResult]:
+    """The observed face of every frame of ``source`` (a single image uses image mode); frames
+    that cannot be read (:func:`~aurep.prepare.frames.iter_frames` gives them no image) have no
+    face and carry the reader's problem."""
+    mode = "image" if is_image(Path(source)) else "video"
+    with FaceObserver(aligner, mode, blendshapes) as observer:
+        for index, frame in enumerate(iter_frames(Path(source), fps)):
+            face = None if frame.image is None else observer(frame.image, frame.timestamp_ms)
+            yield FaceResult(index, frame.timestamp_ms, face, frame.problem)
 
 
 def in_background(items: Iterable, maxsize: int) -> Iterator:
@@ -161,8 +201,33 @@ def batches(items: Iterable, size: int) -> Iterator[list]:
         yield chunk
 
 
+def csv_columns(au_codes: list[int], blendshapes: bool = True) -> list[str]:
+    """The CSV header, in order (see the module docstring)."""
+    columns = ["frame", "face_id", "timestamp", "confidence", "success"]
+    columns += [*BOX_COLUMNS, *POSE_COLUMNS]
+    columns += [f"x_{i}" for i in range(NUM_LANDMARKS)] + [f"y_{i}" for i in range(NUM_LANDMARKS)]
+    columns += [f"{au_column(code)}_c" for code in au_codes]
+    columns += [f"{au_column(code)}_p" for code in au_codes]
+    if blendshapes:
+        columns += [f"bs_{name.lstrip('_')}" for name in BLENDSHAPES]
+    return columns
+
+
+def _face_values(batch: list[FaceResult], width: int, values) -> np.ndarray:
+    """float32 (len(batch), width): ``values(face)`` per frame with a face, NaN rows without."""
+    rows = np.full((len(batch), width), np.nan, dtype=np.float32)
+    for row, result in enumerate(batch):
+        if result.face is not None:
+            rows[row] = values(result.face)
+    return rows
+
+
 def rows_frame(
-    batch: list[FaceResult], probs: np.ndarray, thresholds: np.ndarray, au_codes: list[int]
+    batch: list[FaceResult],
+    probs: np.ndarray,
+    thresholds: np.ndarray,
+    au_codes: list[int],
+    blendshapes: bool = True,
 ) -> pd.DataFrame:
     """The CSV rows of one batch; ``probs`` (F, A) holds the rows of the F faces in order."""
     found = np.array([r.face is not None for r in batch])
@@ -172,21 +237,37 @@ def rows_frame(
         "frame": [r.index + 1 for r in batch],
         "face_id": 0,
         "timestamp": np.round([r.timestamp_ms / 1000.0 for r in batch], 3),
-        "confidence": np.round([r.confidence for r in batch], 3),
+        "confidence": np.round([r.face.confidence if r.face else 0.0 for r in batch], 3),
         "success": found.astype(np.int8),
     }
+    geometry = _face_values(batch, len(BOX_COLUMNS) + len(POSE_COLUMNS), _box_and_pose)
+    table.update(zip((*BOX_COLUMNS, *POSE_COLUMNS), geometry.T, strict=True))
+    points = _face_values(batch, 2 * NUM_LANDMARKS, lambda f: f.landmarks.T.ravel())
+    table.update({f"x_{i}": points[:, i] for i in range(NUM_LANDMARKS)})
+    table.update({f"y_{i}": points[:, NUM_LANDMARKS + i] for i in range(NUM_LANDMARKS)})
     occurrence = (full >= thresholds).astype(np.int8)
     for index, code in enumerate(au_codes):
         table[f"{au_column(code)}_c"] = pd.Series(occurrence[:, index], dtype="Int8").mask(~found)
     for index, code in enumerate(au_codes):
         table[f"{au_column(code)}_p"] = full[:, index]
+    if blendshapes:
+        scores = _face_values(batch, len(BLENDSHAPES), lambda f: f.blendshapes)
+        table.update({f"bs_{n.lstrip('_')}": scores[:, i] for i, n in enumerate(BLENDSHAPES)})
     return pd.DataFrame(table)
+
+
+def _box_and_pose(face: FaceObservation) -> np.ndarray:
+    return np.concatenate([face.box, face.pose])
 
 
 @dataclass
 class InferSummary:
+    """frames / faces: counts; unreadable: the readers' messages about unreadable frames (their
+    rows have success 0); seconds: wall time end to end, model_seconds: of which in the detector."""
+
     frames: int = 0
     faces: int = 0
+    unreadable: list[str] = field(default_factory=list)
     seconds: float = 0.0
     model_seconds: float = 0.0
 
@@ -202,17 +283,21 @@ def infer(
     *,
     embeddings: Path | None = None,
     batch_size: int = 32,
-    preprocessor: FacePreprocessor | None = None,
+    aligner: FaceAligner | None = None,
     fps: float = 30.0,
+    blendshapes: bool = True,
     queue_size: int = 64,
     progress=None,
 ) -> InferSummary:
     """Detect AUs in every frame of ``source``; write ``out`` (CSV) and optionally
-    ``embeddings`` (float32 (N, C) ``.npy``). ``preprocessor``: face alignment (default: as for
-    the training data, :meth:`AUPredictor.preprocessor`). ``progress``: optional tqdm bar."""
+    ``embeddings`` (float32 (N, C) ``.npy``). ``aligner``: the face crop (default: as for the
+    training data, :meth:`AUPredictor.aligner`); ``blendshapes``: add the ``bs_*`` columns.
+    ``progress``: optional tqdm bar."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    preprocessor = preprocessor or predictor.preprocessor()
+    if fps <= 0:
+        raise ValueError(f"frame rate must be > 0, got {fps}")
+    aligner = aligner or predictor.aligner()
     out, summary, start = Path(out), InferSummary(), time.perf_counter()
     tmp_csv = out.with_name(f".{out.name}.tmp")
     tmp_raw = embeddings.with_name(f".{embeddings.name}.raw") if embeddings else None
@@ -220,21 +305,24 @@ def infer(
         with contextlib.ExitStack() as files:
             handle = files.enter_context(open(tmp_csv, "w", newline=""))
             features = files.enter_context(open(tmp_raw, "wb")) if tmp_raw else None
-            results = in_background(face_results(source, preprocessor, fps), queue_size)
-            for batch in batches(results, batch_size):
-                crops = [r.face.image for r in batch if r.face is not None]
+            observed = face_results(source, aligner, fps, blendshapes)
+            for batch in batches(in_background(observed, queue_size), batch_size):
+                crops = [r.face.aligned.image for r in batch if r.face is not None]
                 probs = np.zeros((0, len(predictor.au_codes)), np.float32)
                 pooled = None
                 if crops:
                     tick = time.perf_counter()
                     probs, pooled = predictor(np.stack(crops))
                     summary.model_seconds += time.perf_counter() - tick
-                frame = rows_frame(batch, probs, predictor.thresholds, predictor.au_codes)
+                frame = rows_frame(
+                    batch, probs, predictor.thresholds, predictor.au_codes, blendshapes
+                )
                 frame.to_csv(handle, header=summary.frames == 0, index=False, float_format="%.4f")
                 if features is not None:
                     features.write(_feature_rows(batch, pooled, predictor.num_features).tobytes())
                 summary.frames += len(batch)
                 summary.faces += len(crops)
+                summary.unreadable += [r.unreadable for r in batch if r.unreadable]
                 if progress is not None:
                     progress.update(len(batch))
         if summary.frames == 0:
