@@ -37,8 +37,11 @@ $(SYNTH_DIR)/meta.json: | install
 
 synth: $(SYNTH_DIR)/meta.json
 
+DEMO_LAST := runs/pretrain/all/checkpoints/last.ckpt
+# A second `make demo` resumes (or, when finished, only reports) the first run's checkpoint.
 demo: synth
-	$(BIN)/aurep fit --config configs/pretrain/base.yaml --config configs/pretrain/all.yaml
+	$(BIN)/aurep fit --config configs/pretrain/base.yaml --config configs/pretrain/all.yaml \
+		$(if $(wildcard $(DEMO_LAST)),--ckpt_path last)
 
 # Quality benchmark (benchmarks/quality.py): both write benchmarks/results/quality.{md,png}.
 # Quick (~20 min on 2 CPU cores): two small corpora, 3 seeds, temporal only, 20-step budgets

@@ -14,6 +14,7 @@ import argparse
 import importlib
 import os
 import sys
+import textwrap
 from collections.abc import Sequence
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -30,6 +31,7 @@ COMMANDS = {
     "prepare": "aurep.prepare.command",
     "cv": "aurep.evaluation.command",
     "infer": "aurep.infer.command",
+    "plot": "aurep.plot.command",
     "sweep": "aurep.sweeps.command",
 }
 
@@ -42,7 +44,14 @@ def _overview() -> str:
     ]
     lines += [f"  {name:<14} {text}" for name, text in LIGHTNING_COMMANDS.items()]
     lines += ["", "aurep commands:"]
-    lines += [f"  {name:<14} {importlib.import_module(m).HELP}" for name, m in COMMANDS.items()]
+    for name, module_name in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        lines.append(f"  {name:<14} {module.HELP}")
+        steps = getattr(module, "STEPS_DESCRIPTION", None)  # prepare: its steps and inputs
+        if steps:
+            lines += textwrap.wrap(
+                f"{name} {steps}", 100, initial_indent=" " * 17, subsequent_indent=" " * 17
+            )
     return "\n".join(lines)
 
 
@@ -54,8 +63,8 @@ def run_command(name: str, argv: Sequence[str]) -> int:
     args = parser.parse_args(list(argv))
     try:
         return int(module.run(args) or 0)
-    except (ValueError, OSError) as error:
-        parser.exit(2, f"aurep {name}: error: {error}\n")
+    except (ValueError, OSError) as error:  # unwrapped from jsonargparse's wrappers (cv)
+        parser.exit(2, f"aurep {name}: error: {_user_error(error) or error}\n")
     except KeyboardInterrupt:
         parser.exit(130, f"aurep {name}: interrupted\n")
 

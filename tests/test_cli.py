@@ -15,6 +15,13 @@ def test_overview_lists_every_command(capsys):
         assert f"  {name} " in out
 
 
+def test_overview_lists_the_prepare_steps(capsys):
+    assert main(["--help"]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "prepare videos|bp4d|disfa|gft SRC --out DIR" in out
+    assert "flow DIR: add optical-flow targets" in out
+
+
 def test_unknown_command_is_an_error(capsys):
     assert main(["frobnicate"]) == 2
     assert "unknown command 'frobnicate'" in capsys.readouterr().err

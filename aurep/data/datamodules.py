@@ -60,6 +60,14 @@ def select_subjects(
     return chosen
 
 
+def require_at_least(owner: str, **settings: tuple[int | None, int]) -> None:
+    """ValueError naming the first setting below its minimum: ``name=(value, minimum)``; a None
+    value means "the default" and is not checked."""
+    for name, (value, minimum) in settings.items():
+        if value is not None and value < minimum:
+            raise ValueError(f"{owner}: {name} must be >= {minimum}, got {value}")
+
+
 class _DeviceBatchHook:
     """``on_after_batch_transfer``: uint8 images -> colour-augmented (training only), normalised."""
 
@@ -95,7 +103,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             :class:`~aurep.data.samplers.IdentityBatchSampler`). num_workers: loader processes.
         clips_per_epoch: clips per training epoch (``clips_per_epoch // batch_size`` batches).
         val_clips: clips per validation pass (fixed across epochs); 0 = no validation.
-        image_size: output side in px (default: the dataset's).
+        image_size: output side in px (None: the dataset's; the ``image_size`` attribute).
         num_views: independently augmented views of each clip, 1 or 2; None (default) = as many
             as the heads need.
         roi_aus: AUs whose two RoIs each view carries (default :data:`aurep.au.SYNTH_AUS`);
@@ -145,6 +153,16 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         self.save_hyperparameters()
         if num_views not in (None, 1, 2):
             raise ValueError(f"num_views must be 1, 2 or None (as the heads need), got {num_views}")
+        require_at_least(
+            "ClipDataModule",
+            clip_length=(clip_length, 1),
+            stride=(stride, 1),
+            batch_size=(batch_size, 2),
+            num_workers=(num_workers, 0),
+            clips_per_epoch=(clips_per_epoch, batch_size),
+            val_clips=(val_clips, 0),
+            image_size=(image_size, 1),
+        )
         self.dataset = PreparedDataset(root)
         self.au_codes: list[int] = list(self.dataset.au_codes)
         self.num_aus = len(self.au_codes)
@@ -155,15 +173,21 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         self.train_subjects, self.val_subjects = self._split(
             train_subjects, val_subjects, excluded, val_fraction
         )
+        if len(self.train_subjects) < 2:
+            raise DatasetError(
+                f"{self.dataset.root}: {len(self.train_subjects)} identities left for training "
+                f"({len(self.val_subjects)} held out for validation): clip batches need at least "
+                "2 identities (cross-identity partners); use more identities"
+                + (", or set data.init_args.val_fraction=0" if self.val_subjects else "")
+            )
         self.pos_weight = self._pos_weight(self.train_subjects)
         subjects = sorted(set(self.dataset.video_subjects.values()))
         self.identities = {subject: number for number, subject in enumerate(subjects)}
         arrays = ["frames", "landmarks"]
         self.train_index = self._index(self.train_subjects, arrays)
         self.val_index = self._index(self.val_subjects, arrays) if self.val_subjects else None
-        self.geometry = GeometricAugment(
-            image_size or self.dataset.image_size, flip_prob, scale, rotation, translation
-        )
+        self.image_size = self.dataset.image_size if image_size is None else image_size
+        self.geometry = GeometricAugment(self.image_size, flip_prob, scale, rotation, translation)
         self.device_augment = DeviceAugment(colour_jitter, jitter_prob, grayscale_prob)
         self.needs = BatchNeeds(
             views=num_views or 2, flow=self.has_flow, rois=True, landmarks=True, partner=True
@@ -299,7 +323,7 @@ class AUDataModule(_DeviceBatchHook, LightningDataModule):
         fold: the test part (1..K). val_fraction: share of training subjects for validation.
         label_fraction: share of training frames kept, in (0, 1].
         batch_size, num_workers: loader settings.
-        image_size: output side in px (default: the dataset's).
+        image_size: output side in px (None: the dataset's; the ``image_size`` attribute).
         subjects / exclude_subjects: restrict the dataset to / remove these subjects.
         flip_prob, scale, rotation, translation: light training geometry (eval: resize only).
         colour_jitter, jitter_prob, grayscale_prob: training colour augmentation on the device.
@@ -332,6 +356,13 @@ class AUDataModule(_DeviceBatchHook, LightningDataModule):
     ):
         super().__init__()
         self.save_hyperparameters()
+        require_at_least(
+            "AUDataModule",
+            fold=(fold, 1),
+            batch_size=(batch_size, 1),
+            num_workers=(num_workers, 0),
+            image_size=(image_size, 1),
+        )
         self.dataset = PreparedDataset(root)
         self.au_codes: list[int] = list(self.dataset.au_codes)
         self.num_aus = len(self.au_codes)
@@ -354,7 +385,8 @@ class AUDataModule(_DeviceBatchHook, LightningDataModule):
         labels = manifest[self.dataset.label_columns].to_numpy()[self.rows["train"]]
         labels = torch.as_tensor(labels, dtype=torch.float32)
         self.pos_weight = pos_weight_from_labels(labels, labels != -1)
-        size = image_size or self.dataset.image_size
+        self.image_size = self.dataset.image_size if image_size is None else image_size
+        size = self.image_size
         self.train_geometry = GeometricAugment(size, flip_prob, scale, rotation, translation)
         self.eval_geometry = GeometricAugment(size)
         self.device_augment = DeviceAugment(colour_jitter, jitter_prob, grayscale_prob)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import gc
 import json
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,13 +76,11 @@ def run_fold(
         mode="max",
         save_top_k=1,
     )
-    with warnings.catch_warnings():  # args come from `aurep cv`, not the command line: intended
-        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
-        cli = AurepCLI(
-            args=fold_arguments(config, fold, fold_dir, label_fraction, overrides),
-            run=False,
-            trainer_defaults={"callbacks": [checkpoint]},
-        )
+    cli = AurepCLI(
+        args=fold_arguments(config, fold, fold_dir, label_fraction, overrides),
+        run=False,
+        trainer_defaults={"callbacks": [checkpoint]},
+    )
     if not hasattr(cli.model, "test_scores"):
         raise ValueError(
             f"{config}: model {type(cli.model).__name__} keeps no test_scores: "

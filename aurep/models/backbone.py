@@ -60,6 +60,25 @@ class Backbone(nn.Module):
         self.reductions: list[int] = [int(info[i]["reduction"]) for i in self.levels]
         self.num_features: int = self.channels[-1]
 
+    @property
+    def input_size(self) -> tuple[int, int] | None:
+        """(H, W) in px that the model only accepts (a ViT built with a fixed ``img_size``),
+        None when any size works."""
+        embed = getattr(self.model, "patch_embed", None)
+        if embed is None or not getattr(embed, "strict_img_size", False):
+            return None
+        return tuple(int(side) for side in embed.img_size)
+
+    def check_input_size(self, size: int, source: str) -> None:
+        """ValueError when this backbone cannot take ``size`` x ``size`` px images (``source``
+        names where the size comes from)."""
+        fixed = self.input_size
+        if fixed is not None and fixed != (size, size):
+            raise ValueError(
+                f"backbone {self.name} is built for {fixed[0]}x{fixed[1]} px images but {source} "
+                f"is {size} px: set model.init_args.img_size={size} (or {source}={fixed[0]})"
+            )
+
     def forward(self, images: torch.Tensor) -> BackboneOutput:
         """images: (B, 3, H, W) normalised floats -> :class:`BackboneOutput`."""
         maps = self.model.forward_intermediates(

@@ -75,8 +75,7 @@ def resolve_config(argv: list[str]) -> dict[str, Any]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
-            main([*argv[3:], "--print_config"])
-            code = 0
+            code = main([*argv[3:], "--print_config"])  # 1 for aurep's one-line errors
         except SystemExit as exit_:
             code = exit_.code
     if code != 0:
@@ -88,9 +87,11 @@ def resolve_config(argv: list[str]) -> dict[str, Any]:
 
 def checkpoint_override(config: dict[str, Any], run_dir: Path) -> list[str]:
     """``--trainer.callbacks.init_args.dirpath=run_dir/checkpoints`` when the last callback is a
-    ModelCheckpoint (the only list element a command-line override can reach), else nothing."""
+    ModelCheckpoint or RunCheckpoint (the only list element an override can reach), else nothing."""
     callbacks = (config.get("trainer") or {}).get("callbacks") or []
-    if callbacks and callbacks[-1].get("class_path", "").endswith(".ModelCheckpoint"):
+    if callbacks and callbacks[-1].get("class_path", "").endswith(
+        ("ModelCheckpoint", "RunCheckpoint")
+    ):
         return [f"--trainer.callbacks.init_args.dirpath={run_dir / 'checkpoints'}"]
     return []
 
