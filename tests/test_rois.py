@@ -77,7 +77,7 @@ def test_rois_cover_the_pixels_each_au_changes_on_synthetic_faces(identity):
     neutral = np.zeros(len(SYNTH_AUS))
     canvas, gain, points = renderer.draw(neutral)
     base = synth_render.apply_gain(canvas, gain).astype(float)
-    boxes = roi_boxes(synth_render.to_pixels(points, size), SYNTH_AUS, size=0.2)
+    boxes = roi_boxes(renderer.view.pixels(points), SYNTH_AUS, size=0.2)
     per_au = {code: boxes[2 * i : 2 * i + 2] for i, code in enumerate(SYNTH_AUS)}
     for code in UPPER + LOWER:
         active = neutral.copy()

@@ -41,10 +41,9 @@ from aurep.data.prepared import META_FILE
 from aurep.infer.faces import BLENDSHAPES, POSE_COLUMNS, FaceObservation, FaceObserver
 from aurep.landmarks import NUM_LANDMARKS
 from aurep.models.checkpoints import read_checkpoint
-from aurep.prepare.faces.align import FaceAligner
+from aurep.prepare.faces.align import DEFAULT_MARGIN, DEFAULT_POINTS, DEFAULT_SIZE, FaceAligner
 from aurep.prepare.frames import is_image, iter_frames
 
-DEFAULT_SIZE = 112
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
 
 
@@ -123,12 +122,13 @@ class AUPredictor:
         self, size: int | None = None, margin: float | None = None, points: str | None = None
     ) -> FaceAligner:
         """The face crop of the training data: crop side (px), margin and alignment points
-        default to the training data's, else to ``image_size`` (or ``DEFAULT_SIZE``), 0.2 and
-        ``"rigid"``."""
+        default to the training data's (``aurep prepare`` and ``aurep synth`` record the
+        template's in meta.json), else to ``image_size`` (or ``DEFAULT_SIZE``) and the
+        template's margin and points."""
         size = size if size is not None else self.alignment.get("size") or self.image_size
-        margin = margin if margin is not None else self.alignment.get("margin", 0.2)
+        margin = margin if margin is not None else self.alignment.get("margin", DEFAULT_MARGIN)
         return FaceAligner(
-            size or DEFAULT_SIZE, margin, points or self.alignment.get("points", "rigid")
+            size or DEFAULT_SIZE, margin, points or self.alignment.get("points", DEFAULT_POINTS)
         )
 
     def inputs(self, crops: np.ndarray) -> torch.Tensor:

@@ -31,7 +31,13 @@ from tqdm import tqdm
 
 from aurep.data.flow import FLOW_METHODS, video_flow_targets
 from aurep.data.prepared import LEGACY_SETTINGS_FILE, DatasetError, PreparedDatasetWriter
-from aurep.prepare.faces.align import ALIGN_POINTS, template_landmarks
+from aurep.prepare.faces.align import (
+    ALIGN_POINTS,
+    DEFAULT_MARGIN,
+    DEFAULT_POINTS,
+    DEFAULT_SIZE,
+    template_landmarks,
+)
 from aurep.prepare.faces.landmarker import MODEL_SHA256
 from aurep.prepare.faces.preprocessor import AlignedSequence, FacePreprocessor
 from aurep.prepare.flow import record_flow
@@ -50,9 +56,9 @@ class PrepareSettings:
     ValueError naming the option, before anything is written.
     """
 
-    size: int = 112
-    margin: float = 0.2
-    points: str = "rigid"
+    size: int = DEFAULT_SIZE
+    margin: float = DEFAULT_MARGIN
+    points: str = DEFAULT_POINTS
     mode: str = "video"
     min_detection_confidence: float = 0.5
     flow: bool = True

@@ -20,13 +20,14 @@ from tqdm import tqdm
 from aurep.au import OCCURRENCE_THRESHOLD, SYNTH_AUS
 from aurep.data.flow import video_flow_targets
 from aurep.data.prepared import DatasetError, PreparedDatasetWriter
+from aurep.prepare.faces.align import DEFAULT_MARGIN, DEFAULT_POINTS
 from aurep.synth.dynamics import sample_motion
 from aurep.synth.identity import Identity, sample_identity
 from aurep.synth.nuisance import NoiseBank, degrade, sample_background, sample_nuisance
-from aurep.synth.render import FaceRenderer, to_pixels
+from aurep.synth.render import FaceRenderer
 from aurep.workers import WorkerDied, run_in_workers
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: faces framed on the alignment template (1: design square)
 FLOW_SETTINGS = {"delta": 1, "grid": 28, "method": "dis"}
 MIN_SIZE = 32
 _FOLD_STREAM = 2**32 - 1  # spawn key of the fold permutation, apart from identity numbers
@@ -114,7 +115,7 @@ def render_clip(settings: SynthSettings, identity: int, clip: int) -> SynthVideo
             pitch=nuisance.pitch[t],
         )
         images[t], matrix = degrade(canvas, gain, nuisance, t, noise.sample(rng))
-        landmarks[t] = to_pixels(points, size) @ matrix[:, :2].T + matrix[:, 2]
+        landmarks[t] = renderer.view.pixels(points) @ matrix[:, :2].T + matrix[:, 2]
     occurrence = (motion.intensity >= OCCURRENCE_THRESHOLD).astype(np.int8)
     return SynthVideo(images, landmarks, motion.intensity, occurrence)
 
@@ -186,6 +187,8 @@ def generate_corpus(
         "au_codes": list(SYNTH_AUS),
         "image_size": size,
         "generator": {"version": GENERATOR_VERSION, **asdict(settings)},
+        # the alignment template the faces are framed on, as `aurep prepare` records it
+        "preprocess": {"size": size, "margin": DEFAULT_MARGIN, "points": DEFAULT_POINTS},
     }
     if flow:
         meta["flow"] = dict(FLOW_SETTINGS)

@@ -1,7 +1,8 @@
 """Synthetic identities: appearance factors and person-specific resting offsets that mimic AUs.
 
-Geometry is in normalized image units (x, y in [0, 1] of the aligned crop, y down). Colours are
-RGB floats 0-255. Resting offsets are AU intensities (0-5 scale, indexed like
+Geometry is in design units (x, y in about [0, 1], y down, the face's midline at x = 0.5;
+:mod:`aurep.synth.framing` places them on the alignment template of the crop). Colours are RGB
+floats 0-255. Resting offsets are AU intensities (0-5 scale, indexed like
 :data:`aurep.au.SYNTH_AUS`) added to the rendered expression but never to the labels: a person
 whose brows sit high looks like a weak AU1+2 at rest, which person-independent learning must undo.
 """
@@ -29,7 +30,7 @@ _REST_SHADING = ((1, 2.0), (2, 2.0), (4, 2.5), (6, 2.0), (10, 2.0), (12, 3.0), (
 
 @dataclass(frozen=True)
 class Identity:
-    """One synthetic person. Lengths are fractions of the crop side; colours RGB 0-255."""
+    """One synthetic person. Lengths are design units (about a crop side); colours RGB 0-255."""
 
     face_half_width: float  # half face width at eye level
     chin_y: float  # lowest point of the chin

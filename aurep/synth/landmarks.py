@@ -1,7 +1,7 @@
 """The 68 iBUG landmarks of a synthetic face: an identity's neutral shape plus AU displacements.
 
-Indices follow :mod:`aurep.landmarks`. Coordinates are normalized units of the crop (x, y in
-[0, 1], y down).
+Indices follow :mod:`aurep.landmarks`. Coordinates are design units (x, y in about [0, 1], y
+down); :class:`aurep.synth.framing.View` maps them to crop pixels.
 
 Each AU moves points of its own region linearly with ``a = intensity / 5``; the tables list the
 image-left and midline points with ``dx`` lateral (away from the midline) and ``dy`` down, and
@@ -115,7 +115,7 @@ def _mirror_left(points: np.ndarray) -> np.ndarray:
 
 
 def neutral_landmarks(p: Identity) -> np.ndarray:
-    """(68, 2) normalized landmarks of ``p`` with a neutral face (no resting offsets)."""
+    """(68, 2) design-unit landmarks of ``p`` with a neutral face (no resting offsets)."""
     pts = np.zeros((NUM_LANDMARKS, 2))
     # Jaw: lower half of a superellipse from ear level down to the chin.
     centre_y = p.eye_y + 0.01
@@ -174,7 +174,7 @@ def face_landmarks(
     pitch: float = 0.0,
     neutral: np.ndarray | None = None,
 ) -> np.ndarray:
-    """(68, 2) normalized landmarks of ``p`` showing AU ``intensities`` ((15,), 0-5, ordered
+    """(68, 2) design-unit landmarks of ``p`` showing AU ``intensities`` ((15,), 0-5, ordered
     like SYNTH_AUS; the identity's resting offsets are added here). ``blink`` 0..1 closes the
     lids, ``rounding`` 0..1 purses the lips (speech), ``yaw``/``pitch`` -1..1 shift the inner
     features against the contour (small out-of-plane head turns). ``neutral``: the cached

@@ -2,7 +2,8 @@
 
 :class:`FaceRenderer` precomputes an identity's static layers once (backdrop with hair, ears,
 neck; base shading; the 15 AU wrinkle layers) and then draws frames from AU intensities and a few
-per-frame controls (blink, gaze, lip rounding, small yaw/pitch). Its output has no nuisances
+per-frame controls (blink, gaze, lip rounding, small yaw/pitch). The face sits on the alignment
+template of real crops (:func:`aurep.synth.framing.aligned_view`). Its output has no nuisances
 (alignment jitter, lighting, blur, noise): :mod:`aurep.synth.nuisance` adds those.
 """
 
@@ -13,9 +14,10 @@ import functools
 import cv2
 import numpy as np
 
+from aurep.synth.framing import SHIFT, aligned_view
 from aurep.synth.identity import Identity
 from aurep.synth.landmarks import face_landmarks, neutral_landmarks
-from aurep.synth.shading import SHIFT, au_layers, base_gain, to_cv
+from aurep.synth.shading import au_layers, base_gain
 
 _AA = cv2.LINE_AA
 _MOUTH_INSIDE = (45.0, 18.0, 22.0)
@@ -44,18 +46,21 @@ def flat_background(size: int, colour=(128.0, 128.0, 128.0)) -> np.ndarray:
 
 class FaceRenderer:
     """Renders identity ``p`` at ``size`` px over ``background`` (uint8 (S, S, 3); default
-    flat grey). Static layers are built once here; :meth:`draw` costs about a millisecond."""
+    flat grey). Its ``view`` (:func:`~aurep.synth.framing.aligned_view`) puts the design face on
+    the alignment template of the crop.
+    Static layers are built once here; :meth:`draw` costs about a millisecond."""
 
     def __init__(self, p: Identity, size: int, background: np.ndarray | None = None):
         self.p = p
         self.size = size
         self.neutral = neutral_landmarks(p)
+        self.view = aligned_view(self.neutral, size)
         self.width = max(1, round(size / 112))
-        self.base_gain = base_gain(p, size)
-        self.au_layers = au_layers(p, size)
+        self.base_gain = base_gain(p, self.view)
+        self.au_layers = au_layers(p, self.view)
         self.rest_shading = np.asarray(p.rest_shading, np.float32)
         self.backdrop = self._backdrop(flat_background(size) if background is None else background)
-        self.hair_polygon = to_cv(self._hair_outline(), size)
+        self.hair_polygon = self.view.to_cv(self._hair_outline())
         texture_rng = np.random.default_rng(p.texture_seed + 1)
         stubble = cv2.GaussianBlur(texture_rng.random((size, size)).astype(np.float32), (0, 0), 1.0)
         self.stubble = (p.beard * (0.5 + 2.0 * (stubble - 0.5)))[..., None]
@@ -85,24 +90,24 @@ class FaceRenderer:
         return np.concatenate([outer, np.stack([x, y], 1)])
 
     def _backdrop(self, background: np.ndarray) -> np.ndarray:
-        p, q, size = self.p, self.neutral, self.size
+        p, q, view = self.p, self.neutral, self.view
         image = background.copy()
-        shirt = to_cv([(0.5, 1.22)], size)[0]
+        shirt = view.to_cv([(0.5, 1.22)])[0]
         colour = np.random.default_rng(p.texture_seed + 2).integers(40, 200, 3).tolist()
-        cv2.ellipse(image, tuple(shirt), (int(0.62 * size * 16), int(0.36 * size * 16)), 0, 0,
+        cv2.ellipse(image, tuple(shirt), (view.length(0.62), view.length(0.36)), 0, 0,
                     360, colour, -1, _AA, SHIFT)  # fmt: skip
         neck = np.array([q[4] + (0.02, 0), q[12] + (-0.02, 0), (q[12, 0] - 0.01, 1.02),
                          (q[4, 0] + 0.01, 1.02)])  # fmt: skip
-        cv2.fillPoly(image, [to_cv(neck, size)], _scaled(p.skin, 0.8), _AA, SHIFT)
+        cv2.fillPoly(image, [view.to_cv(neck)], _scaled(p.skin, 0.8), _AA, SHIFT)
         if p.hair_style == "long":
             back = np.concatenate(
                 [self._head_top(q, 0.05), [(q[0, 0] - 0.06, 0.85), (q[16, 0] + 0.06, 0.85)][::-1]]
             )
-            cv2.fillPoly(image, [to_cv(back, size)], _scaled(p.hair, 0.8), _AA, SHIFT)
+            cv2.fillPoly(image, [view.to_cv(back)], _scaled(p.hair, 0.8), _AA, SHIFT)
         for side in (1, -1):
             centre = (0.5 + side * (p.face_half_width + 0.005), p.eye_y + 0.06)
-            cv2.ellipse(image, tuple(to_cv([centre], size)[0]),
-                        (int(0.028 * size * 16), int(0.065 * size * 16)), 0, 0, 360,
+            cv2.ellipse(image, tuple(view.to_cv([centre])[0]),
+                        (view.length(0.028), view.length(0.065)), 0, 0, 360,
                         _scaled(p.skin, 0.88), -1, _AA, SHIFT)  # fmt: skip
         return image
 
@@ -119,7 +124,8 @@ class FaceRenderer:
         backdrop: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Draw one frame: -> (canvas uint8 (S, S, 3) RGB before shading, gain float32 (S, S),
-        landmarks float64 (68, 2) normalized). The image is ``canvas * gain``.
+        landmarks float64 (68, 2) design units: ``self.view.pixels`` puts them in the crop).
+        The image is ``canvas * gain``.
 
         intensities: (15,) AU intensities 0-5 (SYNTH_AUS order); blink 0..1; gaze (x, y) -1..1;
         rounding 0..1; yaw, pitch -1..1; backdrop: replaces the identity's backdrop.
@@ -127,10 +133,10 @@ class FaceRenderer:
         p, size = self.p, self.size
         q = face_landmarks(p, intensities, blink=blink, rounding=rounding, yaw=yaw, pitch=pitch,
                            neutral=self.neutral)  # fmt: skip
-        pts = to_cv(q, size)
+        pts = self.view.to_cv(q)
         image = (self.backdrop if backdrop is None else backdrop).copy()
         top = self._head_top(q, 0.0)
-        cv2.fillPoly(image, [np.concatenate([pts[:17], to_cv(top, size)])], p.skin, _AA, SHIFT)
+        cv2.fillPoly(image, [np.concatenate([pts[:17], self.view.to_cv(top)])], p.skin, _AA, SHIFT)
         if p.beard:
             self._draw_beard(image, q)
         self._draw_eyes(image, q, pts, gaze)
@@ -148,37 +154,37 @@ class FaceRenderer:
         """Frame without nuisances: -> (image uint8 (S, S, 3) RGB, landmarks float32 (68, 2)
         in pixels, pixel centres at integers)."""
         canvas, gain, q = self.draw(intensities, **controls)
-        return apply_gain(canvas, gain), to_pixels(q, self.size)
+        return apply_gain(canvas, gain), self.view.pixels(q)
 
     def _draw_beard(self, image: np.ndarray, q: np.ndarray) -> None:
         p = self.p
         region = np.concatenate([q[3:14], [q[13] + (0, -0.12), q[35] + (0.02, 0.012),
                                            q[31] + (-0.02, 0.012), q[3] + (0, -0.12)]])  # fmt: skip
         mask = np.zeros((self.size, self.size), np.uint8)
-        cv2.fillPoly(mask, [to_cv(region, self.size)], 255, _AA, SHIFT)
+        cv2.fillPoly(mask, [self.view.to_cv(region)], 255, _AA, SHIFT)
         weight = self.stubble * (mask[..., None] / np.float32(255))
         image[:] = image * (1 - weight) + np.asarray(p.hair, np.float32) * 0.7 * weight
 
     def _draw_eyes(self, image, q, pts, gaze) -> None:
-        p, size, width = self.p, self.size, self.width
+        p, view, width = self.p, self.view, self.width
         for eye in (slice(36, 42), slice(42, 48)):
             contour = pts[eye]
             centre = q[eye].mean(0)
             cv2.fillPoly(image, [contour], _SCLERA, _AA, SHIFT)
             iris_r = 0.2 * p.eye_width
             iris = centre + (gaze[0] * 0.25 * p.eye_width, gaze[1] * 0.3 * p.eye_height)
-            iris_cv = tuple(to_cv([iris], size)[0])
-            cv2.circle(image, iris_cv, int(iris_r * size * 16), p.iris, -1, _AA, SHIFT)
-            cv2.circle(image, iris_cv, int(0.42 * iris_r * size * 16), (15, 12, 12), -1, _AA,
+            iris_cv = tuple(view.to_cv([iris])[0])
+            cv2.circle(image, iris_cv, view.length(iris_r), p.iris, -1, _AA, SHIFT)
+            cv2.circle(image, iris_cv, view.length(0.42 * iris_r), (15, 12, 12), -1, _AA,
                        SHIFT)  # fmt: skip
             low, high = q[eye].min(0) - 0.03, q[eye].max(0) + 0.03
-            socket = to_cv([low, (high[0], low[1]), high, (low[0], high[1])], size)
+            socket = view.to_cv([low, (high[0], low[1]), high, (low[0], high[1])])
             cv2.fillPoly(image, [socket, contour], p.skin, _AA, SHIFT)
             upper = pts[eye][[0, 1, 2, 3]]
             lower = pts[eye][[3, 4, 5, 0]]
             cv2.polylines(image, [upper], False, (20, 16, 16), width, _AA, SHIFT)
             cv2.polylines(image, [lower], False, _scaled(p.skin, 0.6), width, _AA, SHIFT)
-            crease = to_cv(q[eye][[0, 1, 2, 3]] + (0, -0.3 * p.eye_height - 0.008), size)
+            crease = view.to_cv(q[eye][[0, 1, 2, 3]] + (0, -0.3 * p.eye_height - 0.008))
             cv2.polylines(image, [crease], False, _scaled(p.skin, 0.75), width, _AA, SHIFT)
 
     def _draw_brows(self, image, q) -> None:
@@ -188,53 +194,48 @@ class FaceRenderer:
             line = q[brow][::order]  # outer to inner
             offset = np.array([0, p.brow_thickness / 2]) * taper
             outline = np.concatenate([line - offset, (line + offset)[::-1]])
-            cv2.fillPoly(image, [to_cv(outline, self.size)], p.brow, _AA, SHIFT)
+            cv2.fillPoly(image, [self.view.to_cv(outline)], p.brow, _AA, SHIFT)
 
     def _draw_nose(self, image, q, pts) -> None:
-        p, size = self.p, self.size
+        p, view = self.p, self.view
         cv2.polylines(image, [pts[31:36]], False, _scaled(p.skin, 0.7), self.width, _AA, SHIFT)
-        axes = (int(0.32 * p.nose_half_width * size * 16), int(0.0075 * size * 16))
+        axes = (view.length(0.32 * p.nose_half_width), view.length(0.0075))
         for left, mid in ((31, 32), (35, 34)):
-            centre = tuple(to_cv([(q[left] + q[mid]) / 2 + (0, -0.003)], size)[0])
+            centre = tuple(view.to_cv([(q[left] + q[mid]) / 2 + (0, -0.003)])[0])
             cv2.ellipse(image, centre, axes, 0, 0, 360, _scaled(p.skin, 0.35), -1, _AA, SHIFT)
 
     def _draw_mouth(self, image, q, pts) -> None:
-        p, size = self.p, self.size
+        p = self.p
         upper = np.concatenate([pts[48:55], pts[[64, 63, 62, 61, 60]]])
         lower = np.concatenate([pts[54:60], pts[[48, 60, 67, 66, 65, 64]]])
         cv2.fillPoly(image, [lower], p.lip, _AA, SHIFT)
         cv2.fillPoly(image, [upper], _scaled(p.lip, 0.82), _AA, SHIFT)
         opening = q[[66, 67, 65], 1] - q[[62, 61, 63], 1]
-        if opening.max() > 0.5 / size:
+        if opening.max() > 0.5 / self.view.unit:  # half a pixel
             cv2.fillPoly(image, [pts[60:68]], _MOUTH_INSIDE, _AA, SHIFT)
             teeth_top = q[[60, 61, 62, 63, 64]]
             depth = np.array([0.0, opening[1], opening[0], opening[2], 0.0]).clip(max=0.02)
             teeth = np.concatenate([teeth_top, (teeth_top + np.stack([0 * depth, depth], 1))
                                     [::-1]])  # fmt: skip
-            cv2.fillPoly(image, [to_cv(teeth, size)], _TEETH, _AA, SHIFT)
+            cv2.fillPoly(image, [self.view.to_cv(teeth)], _TEETH, _AA, SHIFT)
         seam = pts[[48, 60, 61, 62, 63, 64, 54]]
         cv2.polylines(image, [seam], False, _scaled(p.lip, 0.45), self.width, _AA, SHIFT)
 
     def _draw_glasses(self, image) -> None:
-        p, size, q = self.p, self.size, self.neutral
+        p, view, q = self.p, self.view, self.neutral
         colour = _scaled(p.hair, 0.5)
         rims = []
         for eye in (slice(36, 42), slice(42, 48)):
             centre = q[eye].mean(0)
             axes = (0.8 * p.eye_width, 1.3 * p.eye_height + 0.018)
-            cv2.ellipse(image, tuple(to_cv([centre], size)[0]),
-                        tuple(int(a * size * 16) for a in axes), 0, 0, 360, colour,
+            cv2.ellipse(image, tuple(view.to_cv([centre])[0]),
+                        tuple(view.length(a) for a in axes), 0, 0, 360, colour,
                         self.width, _AA, SHIFT)  # fmt: skip
             rims.append(centre)
         bridge = [rims[0] + (0.8 * p.eye_width, -0.008), rims[1] - (0.8 * p.eye_width, 0.008)]
-        cv2.polylines(image, [to_cv(bridge, size)], False, colour, self.width, _AA, SHIFT)
+        cv2.polylines(image, [view.to_cv(bridge)], False, colour, self.width, _AA, SHIFT)
 
 
 def apply_gain(canvas: np.ndarray, gain: np.ndarray) -> np.ndarray:
     """uint8 (S, S, 3) canvas times float (S, S) gain -> uint8 image."""
     return np.clip(canvas * gain[..., None], 0, 255).astype(np.uint8)
-
-
-def to_pixels(points: np.ndarray, size: int) -> np.ndarray:
-    """Normalized (..., 2) points -> float32 pixel coordinates (pixel centres at integers)."""
-    return (np.asarray(points) * size - 0.5).astype(np.float32)

@@ -12,43 +12,38 @@ import cv2
 import numpy as np
 
 from aurep.au import SYNTH_AUS
+from aurep.synth.framing import SHIFT, View
 from aurep.synth.identity import AU_INDEX, Identity
 from aurep.synth.landmarks import AU_BASIS, neutral_landmarks
 
-SHIFT = 4  # cv2 drawing: coordinates carry 4 fractional bits
-_ONE = 1 << SHIFT
-
-
-def to_cv(points: np.ndarray, size: int) -> np.ndarray:
-    """Normalized (..., 2) points -> int32 cv2 coordinates with SHIFT fractional bits."""
-    return np.rint((np.asarray(points) * size - 0.5) * _ONE).astype(np.int32)
-
 
 class _Layer:
-    """A float32 canvas with drawing helpers in normalized coordinates, mirrored on request."""
+    """A float32 (S, S) canvas with drawing helpers in design units (placed by ``view``),
+    mirrored about the face's midline on request."""
 
-    def __init__(self, size: int):
-        self.size = size
-        self.image = np.zeros((size, size), np.float32)
-        self.width = max(1, round(size / 112))
+    def __init__(self, view: View):
+        self.view = view
+        self.image = np.zeros((view.size, view.size), np.float32)
+        self.width = max(1, round(view.size / 112))
 
     def polyline(self, points, value: float, *, mirror: bool = True, thickness: int = 1):
         for pts in self._sides(points, mirror):
             cv2.polylines(
-                self.image, [to_cv(pts, self.size)], False, value, thickness * self.width,
+                self.image, [self.view.to_cv(pts)], False, value, thickness * self.width,
                 cv2.LINE_8, SHIFT,
             )  # fmt: skip
 
     def ellipse(self, centre, axes, value: float, *, mirror: bool = True, angle: float = 0.0):
         for (c,) in self._sides([centre], mirror):
             cv2.ellipse(
-                self.image, tuple(to_cv(c, self.size)),
-                tuple(int(v) for v in np.round(np.asarray(axes) * self.size * _ONE)),
+                self.image, tuple(self.view.to_cv(c)),
+                tuple(self.view.length(v) for v in axes),
                 angle, 0, 360, value, -1, cv2.LINE_8, SHIFT,
             )  # fmt: skip
 
     def blurred(self, sigma: float) -> np.ndarray:
-        return cv2.GaussianBlur(self.image, (0, 0), max(sigma * self.size / 112, 0.3))
+        """The layer blurred by ``sigma`` pixels of a 112 px-wide design square."""
+        return cv2.GaussianBlur(self.image, (0, 0), max(sigma * self.view.unit / 112, 0.3))
 
     @staticmethod
     def _sides(points, mirror: bool):
@@ -67,27 +62,28 @@ def _curve(start, control, end, n: int = 8) -> np.ndarray:
     return (1 - t) ** 2 * start + 2 * (1 - t) * t * control + t**2 * end
 
 
-def base_gain(p: Identity, size: int) -> np.ndarray:
+def base_gain(p: Identity, view: View) -> np.ndarray:
     """(S, S) float32 static shading of the neutral face: rounded cheeks, eye sockets, nose
     sides, the shadow under the lower lip and under the chin."""
     q = neutral_landmarks(p)
-    y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
+    rows, columns = np.mgrid[0 : view.size, 0 : view.size]
+    x, y = view.points(np.stack([columns, rows], -1)).transpose(2, 0, 1)
     middle = (p.eye_y + p.chin_y) / 2
     half_height = np.where(y > middle, p.chin_y - middle, middle - p.eye_y + 0.43)
     radius = ((x - 0.5) / p.face_half_width) ** 2 + ((y - middle) / half_height) ** 2
-    layer = _Layer(size)
+    layer = _Layer(view)
     outline = np.concatenate([q[:17], q[16:17] + (0.0, -0.5), q[0:1] + (0.0, -0.5)])
-    cv2.fillPoly(layer.image, [to_cv(outline, size)], 1.0, cv2.LINE_8, SHIFT)
+    cv2.fillPoly(layer.image, [view.to_cv(outline)], 1.0, cv2.LINE_8, SHIFT)
     face = layer.blurred(1.5)
     gain = 1.0 - 0.25 * face * np.clip(radius, 0, 1) ** 2
-    layer = _Layer(size)
+    layer = _Layer(view)
     eye_x = 0.5 - p.eye_half_spacing
     layer.ellipse((eye_x, p.eye_y - 0.005), (p.eye_width * 0.75, p.eye_height * 1.6), -0.12)
     layer.polyline([(0.5 - 0.028, p.eye_y), q[31] + (0.004, -0.02)], -0.14, thickness=2)
     layer.ellipse((0.5, p.nose_tip_y), (0.016, 0.012), 0.08, mirror=False)
     layer.polyline([q[58] + (0, 0.012), q[57] + (0, 0.014)], -0.1, thickness=2)
     neck_shadow = np.concatenate([q[3:14], q[13:2:-1] + (0, 0.08)])
-    cv2.fillPoly(layer.image, [to_cv(neck_shadow, size)], -0.2, cv2.LINE_8, SHIFT)
+    cv2.fillPoly(layer.image, [view.to_cv(neck_shadow)], -0.2, cv2.LINE_8, SHIFT)
     return (gain + layer.blurred(2.0)).astype(np.float32)
 
 
@@ -103,7 +99,7 @@ def _forehead_lines(layer, centre_x, half_width, start_y, count, value, step=0.0
 
 
 def _draw_au(code: int, layer: _Layer, q: np.ndarray, p: Identity, rng: np.random.Generator):
-    """Draw AU ``code``'s wrinkles and bulges at its apex landmarks ``q`` (normalized)."""
+    """Draw AU ``code``'s wrinkles and bulges at its apex landmarks ``q`` (design units)."""
     eye_x = 0.5 - p.eye_half_spacing
     if code == 1:
         _forehead_lines(layer, 0.5, 0.1, q[21, 1] - 0.008, 3, -0.7)
@@ -181,14 +177,14 @@ def _draw_au(code: int, layer: _Layer, q: np.ndarray, p: Identity, rng: np.rando
         layer.polyline(q[3:9] + (0, 0.012), -0.15, thickness=2)
 
 
-def au_layers(p: Identity, size: int) -> np.ndarray:
+def au_layers(p: Identity, view: View) -> np.ndarray:
     """(15, S * S) float32 gain offsets at intensity 5, ordered like SYNTH_AUS, scaled by the
     identity's wrinkle depth."""
     neutral = neutral_landmarks(p)
     rng = np.random.default_rng(p.texture_seed)
-    layers = np.zeros((len(SYNTH_AUS), size * size), np.float32)
+    layers = np.zeros((len(SYNTH_AUS), view.size * view.size), np.float32)
     for code in SYNTH_AUS:
-        layer = _Layer(size)
+        layer = _Layer(view)
         _draw_au(code, layer, neutral + AU_BASIS[AU_INDEX[code]], p, rng)
         layers[AU_INDEX[code]] = p.wrinkle_depth * layer.blurred(0.7).ravel()
     return layers

@@ -4,7 +4,9 @@ The template (:data:`~aurep.prepare.faces.mapping.CANONICAL_IBUG68`) is scaled s
 box (jaw to jaw, brows to chin) plus ``margin`` times its larger side on every edge fills the
 ``size x size`` crop, centred. A rotation + uniform scale + translation is fitted from the face's
 landmarks to the template (``cv2.estimateAffinePartial2D``, least-median robust fit) on
-``points``, and the frame is warped with it (``cv2.warpAffine``).
+``points``, and the frame is warped with it (``cv2.warpAffine``). This one template frames every
+crop: ``aurep prepare`` and ``aurep infer`` align real faces onto it, and ``aurep synth`` draws its
+faces on it (:mod:`aurep.synth.framing`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,9 @@ import numpy as np
 from aurep.landmarks import EYE_CORNERS, NOSE, NUM_LANDMARKS
 from aurep.prepare.faces.mapping import CANONICAL_IBUG68
 
+DEFAULT_SIZE = 112  # crop side, pixels
+DEFAULT_MARGIN = 0.2  # border around the template's face box, fraction of its larger side
+DEFAULT_POINTS = "rigid"
 # nose + eye corners: no AU moves them
 RIGID_POINTS = (*range(NUM_LANDMARKS)[NOSE], *EYE_CORNERS)
 ALIGN_POINTS = {"rigid": RIGID_POINTS, "all": tuple(range(NUM_LANDMARKS))}
@@ -34,7 +39,7 @@ class AlignedFace:
     fit_error: float
 
 
-def template_landmarks(size: int, margin: float) -> np.ndarray:
+def template_landmarks(size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """The canonical 68 points in pixels of a ``size`` crop with ``margin``: float32 (68, 2)."""
     if size < 8:
         raise ValueError(f"crop size must be >= 8 px, got {size}")
@@ -58,7 +63,11 @@ class FaceAligner:
     """
 
     def __init__(
-        self, size: int = 112, margin: float = 0.2, points: str = "rigid", border: str = "constant"
+        self,
+        size: int = DEFAULT_SIZE,
+        margin: float = DEFAULT_MARGIN,
+        points: str = DEFAULT_POINTS,
+        border: str = "constant",
     ):
         if points not in ALIGN_POINTS:
             raise ValueError(

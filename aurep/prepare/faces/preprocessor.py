@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from aurep.landmarks import NUM_LANDMARKS
-from aurep.prepare.faces.align import AlignedFace, FaceAligner
+from aurep.prepare.faces.align import (
+    DEFAULT_MARGIN,
+    DEFAULT_POINTS,
+    DEFAULT_SIZE,
+    AlignedFace,
+    FaceAligner,
+)
 from aurep.prepare.faces.landmarker import FaceLandmarker
 from aurep.prepare.frames import SourceFrame
 from aurep.prepare.report import condense
@@ -66,9 +72,9 @@ class FacePreprocessor:
 
     def __init__(
         self,
-        size: int = 112,
-        margin: float = 0.2,
-        points: str = "rigid",
+        size: int = DEFAULT_SIZE,
+        margin: float = DEFAULT_MARGIN,
+        points: str = DEFAULT_POINTS,
         mode: str = "video",
         min_detection_confidence: float = 0.5,
         min_presence_confidence: float = 0.5,
