@@ -31,6 +31,7 @@ from aurep.heads import (
     temporal_log_weights,
     temporal_ranking_loss,
 )
+from aurep.heads.clip_invariance import between_clip_share
 from aurep.heads.identity_adversary import IdentityAdversaryHead, reverse_gradient
 from aurep.heads.landmark_shape import LandmarkShapeHead
 from aurep.heads.optical_flow import displacement_from_clip_start
@@ -416,3 +417,14 @@ def test_identity_adversary_needs_identity_numbers(backbone):
     head = IdentityAdversaryHead()
     with pytest.raises(ValueError, match="at least 2 people"):
         head.attach(backbone, dataclasses.replace(SPEC, num_identities=1))
+
+
+def test_between_clip_share_is_zero_within_clip_variation_and_one_between_clips():
+    within = torch.randn(B, T, 8)
+    within = within - within.mean(dim=1, keepdim=True)  # every clip has the same mean
+    between = torch.randn(B, 1, 8).expand(B, T, 8)  # frames of a clip are identical
+    assert between_clip_share(within).item() == pytest.approx(0.0, abs=1e-6)
+    assert between_clip_share(between).item() == pytest.approx(1.0, abs=1e-4)
+    mixed = between_clip_share(within + between).item()
+    assert 0.2 < mixed < 0.8
+    assert between_clip_share(10 * (within + between)).item() == pytest.approx(mixed, rel=1e-4)
