@@ -208,12 +208,47 @@ def test_prepare_videos_end_to_end(tmp_path, capsys):
     assert dataset.meta["flow"] == {"delta": 1, "grid": 28, "method": "dis"}
     # resume: finished videos are skipped, the broken one is tried again
     assert run_prepare_videos(str(src), "--out", str(out), "--size", "48", "--allow-partial") == 0
-    assert "1 failed, 2 already done" in capsys.readouterr().out
+    resumed = capsys.readouterr().out
+    assert "1 failed, 2 already done" in resumed
+    assert "dataset: 2 videos, 10 frames, faces found in 8 (80.0%)" in resumed  # not this run's 0
     with pytest.raises(ValueError, match="other settings"):
         run_prepare_videos(str(src), "--out", str(out), "--size", "64")
     manifest = pd.read_parquet(out / "manifest.parquet")
     assert len(manifest) == 10
     assert json.loads((out / "meta.json").read_text())["summary"]["skipped"] == 2
+
+
+def test_crop_to_source_maps_crop_landmarks_onto_the_source_frame(tmp_path, capsys):
+    src = tmp_path / "corpus"
+    (src / "id1").mkdir(parents=True)
+    clip = face_clip(4, size=160)
+    clip.insert(2, np.zeros_like(clip[0]))  # a frame without a face
+    video = src / "id1" / "talk.mp4"
+    encode_video(video, clip)
+    out = tmp_path / "prepared"
+    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48", "--no-flow") == 0
+    dataset = PreparedDataset(out)
+    transform = dataset.array("id1__talk", "crop_to_source")
+    assert transform.dtype == np.float32 and transform.shape == (5, 2, 3)
+    np.testing.assert_array_equal(dataset.video_rows("id1__talk")["success"], [1, 1, 0, 1, 1])
+    assert np.isnan(transform[2]).all() and np.isfinite(transform[[0, 1, 3, 4]]).all()
+    crop = dataset.landmarks("id1__talk")
+    with FaceLandmarker("video") as landmarker:  # what prepare ran, on the decoded frames
+        source = [landmarker(f.image, round(f.timestamp_ms)) for f in iter_frames(video)]
+    assert source[2] is None
+    for t in (0, 1, 3, 4):
+        mapped = crop[t] @ transform[t, :, :2].T + transform[t, :, 2]
+        np.testing.assert_allclose(mapped, source[t], atol=0.01)
+    first = crop[4] @ transform[0, :, :2].T + transform[0, :, 2]
+    assert np.abs(first - source[4]).mean() > 1.0  # the head moved: each frame has its own
+    # a video prepared before the transform was kept is redone on the next run
+    (out / "videos" / "id1__talk" / "crop_to_source.npy").unlink()
+    assert run_prepare_videos(str(src), "--out", str(out), "--size", "48", "--no-flow") == 0
+    captured = capsys.readouterr()
+    assert "redoing video id1__talk: it has no crop_to_source.npy" in captured.err
+    assert "videos: 1 written, 0 failed, 0 already done" in captured.out
+    redone = PreparedDataset(out).array("id1__talk", "crop_to_source")
+    np.testing.assert_allclose(redone, transform, atol=1e-4)
 
 
 def test_prepare_videos_bad_inputs(tmp_path, capsys):

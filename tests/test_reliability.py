@@ -6,7 +6,10 @@ docs/reliability.md lists the cases and the test of each."""
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import re
+from pathlib import Path
 
 import av
 import numpy as np
@@ -229,6 +232,7 @@ def test_prepare_redoes_changed_labels_drops_vanished_sources_and_sums_everythin
     assert "0 written, 0 failed, 1 already done, 1 dropped" in captured.out
     dataset = PreparedDataset(out)
     assert dataset.videos == ["F001_T1"] and dataset.meta["summary"]["videos"] == 1
+    assert dataset.array("F001_T1", "crop_to_source").shape == (2, 2, 3)  # converters keep it
     assert not (out / "videos" / "F002_T1").exists()
 
 
@@ -353,3 +357,26 @@ def test_outputs_written_before_the_marker_can_still_be_overwritten(tmp_path):
     assert (
         json.loads((out / MARKER_FILE).read_text())["job"]["generator"]["clips_per_identity"] == 2
     )
+
+
+# --- docs/reliability.md ----------------------------------------------------------------------
+
+
+def test_reliability_table_names_only_tests_that_exist():
+    """Every test named in docs/reliability.md (``file.py::name``, or a bare ``name`` for this
+    file) is a test function of that file."""
+    tests = Path(__file__).parent
+    table = (tests.parent / "docs" / "reliability.md").read_text()
+    named = re.findall(r"`(?:(test_\w+\.py)::)?(test_\w+)`", table)
+    assert len(named) > 30, "the table names no tests"
+    defined = {}
+    for file, name in named:
+        file = file or Path(__file__).name
+        if file not in defined:
+            tree = ast.parse((tests / file).read_text())
+            defined[file] = {
+                node.name for node in ast.walk(tree) if isinstance(node, ast.FunctionDef)
+            }
+        assert name in defined[file], (
+            f"docs/reliability.md names {file}::{name}, which is not there"
+        )

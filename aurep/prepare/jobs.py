@@ -8,6 +8,7 @@ source frame number, optionally compute flow targets, and write the video with
 :class:`PreparedDatasetWriter` and its provenance: the settings, the job and an input
 fingerprint (size and modification time of the source and label files). A rerun skips a video
 only when its provenance matches, redoes it otherwise, and drops videos whose source is gone.
+Each video also keeps the crop-to-source transform of its frames (``crop_to_source.npy``).
 A video that fails (unreadable, no face in any frame, its worker process died) is reported and
 the rest go on; ``meta.json`` is written only when none failed (or with ``allow_partial``).
 """
@@ -43,6 +44,9 @@ from aurep.prepare.faces.preprocessor import AlignedSequence, FacePreprocessor
 from aurep.prepare.flow import record_flow
 from aurep.prepare.frames import iter_frames
 from aurep.workers import WorkerDied, run_in_workers
+
+# per-video array: float32 (T, 2, 3) crop pixels -> source-frame pixels, NaN rows without a face
+CROP_TO_SOURCE = "crop_to_source"
 
 
 @dataclass(frozen=True)
@@ -226,7 +230,7 @@ def process_job(
             occurrence, intensity, result.unlabelled_frames, result.labels_without_frame = (
                 attach_labels(sequence.numbers + job.number_offset, labels)
             )
-        arrays = {}
+        arrays = {CROP_TO_SOURCE: sequence.crop_to_source}
         if settings.flow:
             arrays["flow"] = video_flow_targets(
                 sequence.frames, settings.flow_delta, settings.flow_grid, settings.flow_method
@@ -307,12 +311,15 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)
 
 
-def _stale_reason(recorded: dict | None, wanted: dict) -> str | None:
-    """Why a written video's provenance ``recorded`` does not match ``wanted`` (None: it does)."""
+def _stale_reason(recorded: dict | None, wanted: dict, video_dir: Path) -> str | None:
+    """Why the written video in ``video_dir`` must be redone: its provenance ``recorded`` does
+    not match ``wanted``, or it lacks an array this aurep writes (None: it is up to date)."""
     if recorded is None:
         return "it records no provenance"
     recorded = {k: v for k, v in recorded.items() if k != "result"}
     if recorded == wanted:
+        if not (video_dir / f"{CROP_TO_SOURCE}.npy").exists():
+            return f"it has no {CROP_TO_SOURCE}.npy (prepared by an older aurep)"
         return None
     if recorded.get("inputs") != wanted["inputs"]:
         changed = [
@@ -372,7 +379,9 @@ def run_jobs(
     todo = []
     for job in jobs:
         if writer.has_video(job.video):
-            reason = _stale_reason(writer.provenance(job.video), job.provenance)
+            reason = _stale_reason(
+                writer.provenance(job.video), job.provenance, writer.video_dir(job.video)
+            )
             if reason is None:
                 continue
             report(f"redoing video {job.video}: {reason}")

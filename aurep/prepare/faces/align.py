@@ -38,6 +38,12 @@ class AlignedFace:
     matrix: np.ndarray
     fit_error: float
 
+    @property
+    def crop_to_source(self) -> np.ndarray:
+        """float32 (2, 3): the inverse of ``matrix``, crop pixels -> source-frame pixels
+        (``source = M[:, :2] @ crop + M[:, 2]``)."""
+        return cv2.invertAffineTransform(self.matrix).astype(np.float32)
+
 
 def template_landmarks(size: int = DEFAULT_SIZE, margin: float = DEFAULT_MARGIN) -> np.ndarray:
     """The canonical 68 points in pixels of a ``size`` crop with ``margin``: float32 (68, 2)."""

@@ -28,7 +28,9 @@ class AlignedSequence:
     frames: uint8 (T, S, S, 3) RGB crops (black where no face); landmarks: float32 (T, 68, 2)
     crop pixels (no face: the nearest frame with a face, zeros if none); success: int8 (T,);
     numbers: int64 (T,) source frame numbers; confidence: float32 (T,) in [0, 1], 0 = no face;
-    problems: messages about unreadable frames of the source (they have success 0).
+    crop_to_source: float32 (T, 2, 3) affine maps from crop pixels to source-frame pixels
+    (:attr:`AlignedFace.crop_to_source`), NaN where no face; problems: messages about
+    unreadable frames of the source (they have success 0).
     """
 
     frames: np.ndarray
@@ -36,6 +38,7 @@ class AlignedSequence:
     success: np.ndarray
     numbers: np.ndarray
     confidence: np.ndarray
+    crop_to_source: np.ndarray
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -122,6 +125,8 @@ class FacePreprocessor:
         """Preprocess a whole video (its crops are kept; the source frames are not)."""
         size = self.size
         crops, landmarks, success, numbers, confidence, problems = [], [], [], [], [], []
+        no_face = np.full((2, 3), np.nan, np.float32)
+        to_source = []
         for frame, face in self.iter_aligned(frames):
             if frame.problem:
                 problems.append(frame.problem)
@@ -130,6 +135,7 @@ class FacePreprocessor:
             confidence.append(self.confidence(face))
             crops.append(face.image if face else np.zeros((size, size, 3), np.uint8))
             landmarks.append(face.landmarks if face else np.zeros((NUM_LANDMARKS, 2), np.float32))
+            to_source.append(face.crop_to_source if face else no_face)
         if not numbers:
             raise ValueError("no frames")
         success_array = np.array(success, dtype=np.int8)
@@ -140,5 +146,6 @@ class FacePreprocessor:
             success=success_array,
             numbers=np.array(numbers, dtype=np.int64),
             confidence=np.array(confidence, dtype=np.float32),
+            crop_to_source=np.stack(to_source),
             problems=condense(problems, "{count} more unreadable frames"),
         )
