@@ -9,7 +9,8 @@ Layout of a prepared dataset directory ``ROOT``::
     ROOT/videos/<video>/provenance.json  settings and input fingerprint the video was made from
     ROOT/videos/<video>/rows.parquet   that video's manifest rows; written last for the video
     ROOT/.aurep-output.json            aurep's marker: aurep wrote this folder, with which job
-    ROOT/videos/<video>/<array>.npy    optional per-frame arrays, e.g. ``flow`` (T, 2, h, w)
+    ROOT/videos/<video>/<array>.npy    optional per-frame arrays, e.g. ``flow`` (T, 2, h, w),
+                                       ``crop_to_source`` (T, 2, 3) (``aurep prepare``)
 
 Manifest columns: ``subject`` (str), ``video`` (str), ``frame`` (int, 0-based row in the video's
 arrays), ``source_frame`` (int, the frame number in the original video or label file),
