@@ -24,7 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402 (the benchmark's protocol, imported from its script)
 
-BASELINES = ("pixels", "pixels - identity mean", "random init")
+BASELINES = ("pixels", "pixels - identity mean", "landmarks", "random init")
 
 
 def baseline_features(frames: quality.CorpusFrames, size: int) -> dict[str, np.ndarray]:
@@ -33,6 +33,7 @@ def baseline_features(frames: quality.CorpusFrames, size: int) -> dict[str, np.n
     return {
         "pixels": pixels,
         "pixels - identity mean": quality.identity_centred(pixels, frames.subjects),
+        "landmarks": quality.landmark_features(frames),
         "random init": quality.backbone_features(backbone, frames, size),
     }
 

@@ -57,6 +57,30 @@ def video(tmp_path_factory):
     return path
 
 
+HEAD = 128  # the astronaut's head in two_faces, px
+
+
+def two_faces(t: int) -> tuple[np.ndarray, list[int]]:
+    """A 144 x 320 canvas with two copies of the astronaut's head (128 px), moving apart by
+    3 px per frame, and the heads' left edges (left copy first)."""
+    head = face_clip(1, HEAD)[0]
+    lefts = [24 - 3 * t, 168 + 3 * t]
+    canvas = np.full((144, 320, 3), 30, np.uint8)
+    for left in lefts:
+        canvas[8 : 8 + HEAD, left : left + HEAD] = head
+    return canvas, lefts
+
+
+@pytest.fixture(scope="module")
+def pair_video(tmp_path_factory):
+    """8 frames: 3 with two faces, 2 blank, 3 with two faces (25 fps)."""
+    blank = np.zeros((144, 320, 3), np.uint8)
+    frames = [two_faces(t)[0] for t in range(8)]
+    path = tmp_path_factory.mktemp("pair") / "pair.mp4"
+    encode_video(path, frames[:3] + [blank, blank] + frames[5:])
+    return path
+
+
 def run_infer(*argv: str) -> int:
     parser = argparse.ArgumentParser()
     command.add_arguments(parser)
@@ -98,6 +122,48 @@ def test_video_rows_thresholds_and_embeddings(checkpoint, video, tmp_path, capsy
     assert np.isnan(embeddings[[4, 5]]).all()
     np.testing.assert_allclose(embeddings[sequence.success == 1], pooled, atol=1e-4)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["au.csv", "emb.npy"]  # no temp files
+
+
+def test_two_faces_per_frame_keep_their_ids(checkpoint, pair_video, tmp_path, capsys):
+    """--max-faces 2: two rows per frame with a face, one row (face_id 0, success 0) per blank
+    frame; each face_id stays on its own head over time, across the blank frames."""
+    out, features = tmp_path / "pair.csv", tmp_path / "pair.npy"
+    argv = ["--ckpt", str(checkpoint), "--out", str(out), "--embeddings", str(features)]
+    assert run_infer(str(pair_video), *argv, "--max-faces", "2", "--batch-size", "3") == 0
+    assert "8 frames, faces in 6 (75.0%), 12 faces," in capsys.readouterr().out
+    table = pd.read_csv(out)
+    assert table["frame"].tolist() == [1, 1, 2, 2, 3, 3, 4, 5, 6, 6, 7, 7, 8, 8]
+    assert table["success"].tolist() == [1] * 6 + [0, 0] + [1] * 6
+    assert table["face_id"].tolist() == [0, 1] * 3 + [0, 0] + [0, 1] * 3
+    faces = table[table["success"] == 1]
+    centre = faces["face_x"] + faces["face_w"] / 2
+    lefts = np.array([two_faces(t)[1] for t in faces["frame"] - 1])  # (rows, 2)
+    side = (centre > 160).astype(int)  # 0: the left head, 1: the right one
+    assert side.groupby(faces["face_id"]).nunique().eq(1).all()  # an id never changes head
+    assert set(side.groupby(faces["face_id"]).first()) == {0, 1}
+    head_left = lefts[np.arange(len(faces)), side]
+    assert ((centre > head_left + 0.25 * HEAD) & (centre < head_left + 0.75 * HEAD)).all()
+    for _, face in faces.groupby("face_id"):  # the boxes move with their heads, 3 px/frame
+        moved = np.diff(face["face_x"]) / np.diff(face["frame"])
+        direction = -1 if face["face_x"].iloc[0] < 160 else 1
+        np.testing.assert_allclose(moved, 3 * direction, atol=1)
+    embeddings = np.load(features)
+    assert embeddings.shape[0] == len(table)
+    assert np.isnan(embeddings[table["success"] == 0]).all()
+    assert not np.isnan(embeddings[table["success"] == 1]).any()
+    # each row's probabilities are the detector's on the crop aligned to that row's landmarks
+    predictor = AUPredictor(checkpoint)
+    images = [frame.image for frame in iter_frames(pair_video)]
+    points = np.stack([faces[[f"{a}_{i}" for i in range(68)]] for a in "xy"], -1)
+    aligner = predictor.aligner()
+    crops = [aligner(images[f - 1], p).image for f, p in zip(faces["frame"], points, strict=True)]
+    probs, _ = predictor(np.stack(crops))
+    np.testing.assert_allclose(faces[["AU01_p", "AU02_p", "AU12_p"]], probs, atol=2e-3)
+    single = tmp_path / "single.csv"
+    assert run_infer(str(pair_video), "--ckpt", str(checkpoint), "--out", str(single)) == 0
+    single_table = pd.read_csv(single)
+    assert single_table["frame"].tolist() == list(range(1, 9))
+    assert (single_table["face_id"] == 0).all()
 
 
 def test_landmarks_box_and_pose_in_source_pixels(checkpoint, video, tmp_path):
@@ -234,6 +300,7 @@ def test_outputs_never_replace_inputs_or_other_files(checkpoint, video, tmp_path
         (["--size", "0"], "--size 0: the crop side must be >= 8 px"),
         (["--margin", "1.5"], r"--margin 1.5: must be in \[0, 1\)"),
         (["--batch-size", "0"], "--batch-size 0: must be >= 1"),
+        (["--max-faces", "0"], "--max-faces 0: must be >= 1"),
         (["--device", "gpu0"], "--device gpu0: not a torch device"),
     ],
 )

@@ -14,10 +14,12 @@ from aurep import cli
 from aurep.infer.pipeline import csv_columns
 from aurep.plot import command
 from aurep.plot.overlay import BOX_COLOUR, POINT_COLOUR, pick_rows
+from aurep.plot.table import one_face
 from aurep.prepare.frames import encode_video
 
 FRAMES, HEIGHT, WIDTH = 10, 96, 128
 ORANGE = np.array([0xFD, 0xD4, 0x9E])  # "detected" shading of the time series
+NO_FACE_GREY = np.array([217, 217, 217])  # "no face" shading (matplotlib grey 0.85)
 
 
 def infer_table(frames: int = FRAMES) -> pd.DataFrame:
@@ -40,7 +42,7 @@ def infer_table(frames: int = FRAMES) -> pd.DataFrame:
     table.loc[2, "success"] = 0
     table.loc[2, [c for c in table.columns if c not in ("frame", "face_id", "timestamp")]] = np.nan
     table.loc[2, ["success", "confidence"]] = 0
-    return table
+    return table.copy()  # defragmented
 
 
 @pytest.fixture
@@ -101,6 +103,64 @@ def test_overlay_strip_draws_the_rows_box_and_landmarks(result, tmp_path):
         centre = centre[:, int(left + 20 * scale) - 2 : int(left + 20 * scale) + 3]
         assert colour_share(centre, POINT_COLOUR, 60) >= 0.12  # the grid's landmark (20, 20)
         assert colour_share(part[-20:, -20:], BOX_COLOUR, 40) == 0.0  # nothing off the face
+
+
+def two_face_table() -> pd.DataFrame:
+    """infer_table's face (id 0, all frames but frame 3) and a second face (id 1, frames 6-10,
+    its box at (70, 30), AU12 detected throughout), as ``aurep infer --max-faces 2`` writes
+    them: the frames' rows in order, face ids ascending."""
+    first = infer_table()
+    second = first[first["frame"] >= 6].copy()
+    second["face_id"] = 1
+    second[["face_x", "face_y"]] = 70.0, 30.0
+    for i in range(68):
+        second[f"x_{i}"] = second[f"x_{i}"] - first[first["frame"] >= 6]["face_x"] + 70.0
+    second["AU12_p"], second["AU12_c"] = 0.9, 1
+    return pd.concat([first, second]).sort_values(["frame", "face_id"], kind="stable")
+
+
+def box_bottom_share(strip: np.ndarray, tile: int, number: int, left: float, scale: float):
+    """Share of box colour along the bottom edge of a 40 px box at (left, 30) in tile ``number``."""
+    part = strip[:, number * tile : (number + 1) * tile]
+    bottom = int(round((30 + 40) * scale))
+    edge = part[bottom - 1 : bottom + 2, int(left * scale) + 10 : int(left * scale) + 60]
+    return colour_share(edge, BOX_COLOUR, 40)
+
+
+def test_several_faces_per_frame_plot_the_chosen_face(result, tmp_path, capsys):
+    csv, video = result
+    table = two_face_table()
+    table.to_csv(csv, index=False)
+    with pytest.raises(
+        ValueError, match=r"clip.csv: has no face_id 5 \(it has face ids \[0, 1\]\)"
+    ):
+        run_plot(str(csv), "--face-id", "5")
+    chosen, face_id = one_face(table, 1, csv)
+    assert face_id == 1 and chosen["frame"].tolist() == list(range(1, FRAMES + 1))
+    assert chosen["success"].tolist() == [0] * 5 + [1] * 5  # frames without face 1: no face
+    assert chosen["face_x"].iloc[5:].eq(70).all() and chosen["AU12_p"].iloc[:5].isna().all()
+    assert one_face(table, None, csv)[1] == 0  # by default the face found in the most frames
+    assert one_face(infer_table().drop(columns="face_id"), None, csv)[1] == 0  # a one-face CSV
+    scale = 192 / HEIGHT
+    tile = int(round(WIDTH * scale))
+    argv = [str(csv), "--video", str(video), "--frames", "2", "--height", "192"]
+    grey = {}
+    for face, lefts in ((None, [20, 29]), ("1", [70, 70])):
+        out = tmp_path / f"face{face}"
+        out.mkdir()
+        extra = ["--face-id", face] if face else []
+        assert run_plot(*argv, *extra, "--out-dir", str(out)) == 0
+        strip = read_rgb(out / "clip_overlay.png")
+        assert strip.shape == (192, 2 * tile, 3)
+        others = [70, 70] if face is None else [25, 29]  # the other face's box, not drawn
+        for number, (left, other) in enumerate(zip(lefts, others, strict=True)):
+            assert box_bottom_share(strip, tile, number, left, scale) > 0.3
+            assert box_bottom_share(strip, tile, number, other, scale) < 0.3
+        series = read_rgb(out / "clip_aus.png")
+        assert colour_share(series, ORANGE) > 0.02  # AU12 on: face 0 from frame 5, face 1 always
+        grey[face] = colour_share(series, NO_FACE_GREY, 3)
+    assert grey["1"] > 3 * grey[None] > 0  # no face 1 in 5 frames, no face 0 in 1 frame
+    assert f"AU time series -> {tmp_path / 'face1' / 'clip_aus.png'}" in capsys.readouterr().out
 
 
 def test_bad_inputs_are_one_line_errors(result, tmp_path, capsys):

@@ -1,5 +1,5 @@
 """``aurep infer INPUT --ckpt MODEL --out out.csv``: AU detection on a video, an image folder or
-an image, one OpenFace-style CSV row per frame (see :mod:`aurep.infer.pipeline`)."""
+an image, one OpenFace-style CSV row per face per frame (see :mod:`aurep.infer.pipeline`)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="alignment points (default: the training data's, else rigid)",
     )
     parser.add_argument("--fps", type=float, default=30.0, help="frame rate of image folders")
+    parser.add_argument(
+        "--max-faces",
+        type=int,
+        default=1,
+        help="most faces per frame, each a CSV row with a face_id stable across frames (1)",
+    )
     parser.add_argument("--device", default="cpu", help="torch device for the model")
     parser.add_argument(
         "--no-blendshapes",
@@ -84,6 +90,8 @@ def check_settings(args: argparse.Namespace) -> None:
         raise ValueError(f"--margin {args.margin:g}: must be in [0, 1)")
     if args.batch_size < 1:
         raise ValueError(f"--batch-size {args.batch_size}: must be >= 1")
+    if args.max_faces < 1:
+        raise ValueError(f"--max-faces {args.max_faces}: must be >= 1")
     try:
         device = torch.device(args.device)
     except RuntimeError:
@@ -123,13 +131,15 @@ def run(args: argparse.Namespace) -> int:
             aligner=aligner,
             fps=args.fps,
             blendshapes=args.blendshapes,
+            max_faces=args.max_faces,
             progress=bar,
         )
     for problem in summary.unreadable:
         print(f"warning: {problem}", file=sys.stderr)
-    found = 100.0 * summary.faces / summary.frames
+    found = 100.0 * summary.face_frames / summary.frames
+    several = f", {summary.faces} faces" if args.max_faces > 1 else ""
     print(
-        f"{summary.frames} frames, faces in {summary.faces} ({found:.1f}%), "
+        f"{summary.frames} frames, faces in {summary.face_frames} ({found:.1f}%){several}, "
         f"{summary.fps:.1f} frames/s -> {args.out}"
     )
     return 0 if summary.faces else 1

@@ -1,4 +1,4 @@
-"""What ``aurep infer`` reports about the face of one source frame (MediaPipe, one face).
+"""What ``aurep infer`` reports about the faces of one source frame (MediaPipe, up to N faces).
 
 :class:`FaceObserver` runs MediaPipe's FaceLandmarker from the model bundle aurep ships (with its
 blendshapes and facial transformation matrix) and, for ``confidence``, the bundle's own face
@@ -6,7 +6,7 @@ detector (BlazeFace) on the same frame. It aligns the crop with a
 :class:`~aurep.prepare.faces.align.FaceAligner`, as ``aurep prepare`` does.
 
 ``confidence``: the detector's score (0-1) of the best detection whose centre lies inside the
-landmarks' box, 0 when the detector sees no face there (the landmarker may still track one). It
+face's landmark box, 0 when the detector sees no face there (the landmarker may still track one). It
 falls when the face is occluded, turned away or blurred, not when the expression changes.
 MediaPipe's Python API exposes no landmark-model face-presence score, so the detector is the
 quality signal.
@@ -106,6 +106,7 @@ class FaceObserver:
             ``"image"`` (every frame on its own).
         blendshapes: also run MediaPipe's blendshape model.
         min_confidence: landmarker detection / presence / tracking threshold (0-1).
+        max_faces: the most faces the landmarker looks for per frame.
 
     Use as a context manager to release MediaPipe's graphs.
     """
@@ -116,17 +117,20 @@ class FaceObserver:
         mode: str = "video",
         blendshapes: bool = True,
         min_confidence: float = 0.5,
+        max_faces: int = 1,
     ):
         from mediapipe.tasks.python import BaseOptions, vision
 
         if mode not in ("video", "image"):
             raise ValueError(f"landmarker mode must be 'video' or 'image', got {mode!r}")
+        if max_faces < 1:
+            raise ValueError(f"max_faces must be >= 1, got {max_faces}")
         bundle = _verified_model(MODEL_PATH)
         running = vision.RunningMode.VIDEO if mode == "video" else vision.RunningMode.IMAGE
         landmarker = vision.FaceLandmarkerOptions(
             base_options=BaseOptions(model_asset_buffer=bundle),
             running_mode=running,
-            num_faces=1,
+            num_faces=max_faces,
             min_face_detection_confidence=min_confidence,
             min_face_presence_confidence=min_confidence,
             min_tracking_confidence=min_confidence,
@@ -149,8 +153,9 @@ class FaceObserver:
         self.blendshapes = blendshapes
         self._last_timestamp = -1
 
-    def __call__(self, image: np.ndarray, timestamp_ms: float = 0.0) -> FaceObservation | None:
-        """image: uint8 (H, W, 3) RGB -> the face's :class:`FaceObservation`, or None."""
+    def __call__(self, image: np.ndarray, timestamp_ms: float = 0.0) -> list[FaceObservation]:
+        """image: uint8 (H, W, 3) RGB -> a :class:`FaceObservation` per face found (up to
+        ``max_faces``, in the landmarker's order; empty when none)."""
         import mediapipe as mp
 
         frame = mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(image))
@@ -160,22 +165,29 @@ class FaceObserver:
         else:
             result = self._landmarker.detect(frame)
         if not result.face_landmarks:
-            return None
+            return []
+        detections = self._detector.detect(frame).detections
+        return [
+            self._observation(image, result, face, detections)
+            for face in range(len(result.face_landmarks))
+        ]
+
+    def _observation(self, image: np.ndarray, result, face: int, detections) -> FaceObservation:
+        """The ``face``-th face of a landmarker ``result`` on ``image``."""
         height, width = image.shape[:2]
-        mesh = np.array([(p.x * width, p.y * height) for p in result.face_landmarks[0]])
+        mesh = np.array([(p.x * width, p.y * height) for p in result.face_landmarks[face]])
         landmarks = mesh_to_ibug68(mesh)
         scores = None
         if self.blendshapes:
-            named = {c.category_name: c.score for c in result.face_blendshapes[0]}
+            named = {c.category_name: c.score for c in result.face_blendshapes[face]}
             scores = np.array([named[name] for name in BLENDSHAPES], dtype=np.float32)
-        if result.facial_transformation_matrixes:
-            pose = head_pose(result.facial_transformation_matrixes[0])
+        matrices = result.facial_transformation_matrixes or []
+        if len(matrices) > face:
+            pose = head_pose(matrices[face])
         else:
             pose = np.full(len(POSE_COLUMNS), np.nan, dtype=np.float32)
         observation = FaceObservation(self.aligner(image, landmarks), landmarks, pose, scores, 0.0)
-        observation.confidence = detection_score(
-            self._detector.detect(frame).detections, observation.box
-        )
+        observation.confidence = detection_score(detections, observation.box)
         return observation
 
     def close(self) -> None:

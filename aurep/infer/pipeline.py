@@ -5,17 +5,20 @@ calling thread batches the aligned crops (``batch_size``) through the detector, 
 face finding overlap with the model (PyAV, MediaPipe and PyTorch release the GIL). At most
 ``queue_size`` aligned crops wait between the two; source frames are dropped once observed.
 
-Output: one CSV row per frame with OpenFace-compatible columns (:func:`csv_columns`): ``frame``
-(1-based), ``face_id``, ``timestamp`` (s), ``confidence`` (face detector score, see
-:mod:`aurep.infer.faces`), ``success``, the face box ``face_x``, ``face_y``, ``face_w``,
-``face_h`` (the 68 landmarks' bounding box), head pose ``pose_Tx`` .. ``pose_Rz`` (mm, rad),
-landmarks ``x_0`` .. ``x_67``, ``y_0`` .. ``y_67`` (source-frame pixels), ``AUxx_c`` (0/1, the
-detector's per-AU thresholds), ``AUxx_p`` (probability) and, optionally, MediaPipe's 52
-blendshape scores ``bs_<name>`` (as py-feat reports them). AUDetector predicts occurrence only,
-so there are no ``AUxx_r`` intensity columns. Frames without a face, and unreadable frames (a
-broken image in a folder, a video cut short), have success 0 and empty cells. The CSV (and the
-optional ``.npy`` of pooled backbone features, NaN rows without a face) are written to temporary
-names and renamed when complete.
+Output: one CSV row per face per frame (up to ``max_faces``; frames ordered, their faces by
+``face_id``) with OpenFace-compatible columns (:func:`csv_columns`): ``frame`` (1-based),
+``face_id`` (0, 1, ...: stable across frames, :mod:`aurep.infer.tracking`; a face unseen for a
+while gets a new id; always 0 when ``max_faces`` is 1), ``timestamp`` (s), ``confidence`` (face
+detector score, see :mod:`aurep.infer.faces`), ``success``, the face box ``face_x``,
+``face_y``, ``face_w``, ``face_h`` (the 68 landmarks' bounding box), head pose ``pose_Tx`` ..
+``pose_Rz`` (mm, rad), landmarks ``x_0`` .. ``x_67``, ``y_0`` .. ``y_67`` (source-frame
+pixels), ``AUxx_c`` (0/1, the detector's per-AU thresholds), ``AUxx_p`` (probability) and,
+optionally, MediaPipe's 52 blendshape scores ``bs_<name>`` (as py-feat reports them).
+AUDetector predicts occurrence only, so there are no ``AUxx_r`` intensity columns. Frames
+without a face, and unreadable frames (a broken image in a folder, a video cut short), have one
+row with face_id 0, success 0 and empty cells. The CSV (and the optional ``.npy`` of pooled
+backbone features, one row per CSV row, NaN rows without a face) are written to temporary names
+and renamed when complete.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from aurep.au import au_column
 from aurep.data.images import normalise, resize_frames
 from aurep.data.prepared import META_FILE
 from aurep.infer.faces import BLENDSHAPES, POSE_COLUMNS, FaceObservation, FaceObserver
+from aurep.infer.tracking import FaceTracker
 from aurep.landmarks import NUM_LANDMARKS
 from aurep.models.checkpoints import read_checkpoint
 from aurep.prepare.faces.align import DEFAULT_MARGIN, DEFAULT_POINTS, DEFAULT_SIZE, FaceAligner
@@ -49,13 +53,15 @@ BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
 
 @dataclass
 class FaceResult:
-    """One input frame after face observation (its pixels already dropped); ``unreadable``:
-    why the frame (and maybe the next ones) could not be read, naming the file, else None."""
+    """One CSV row: a face of an input frame, or the frame's only row when it has none
+    (``face`` None), its pixels already dropped; ``unreadable``: why the frame (and maybe the
+    next ones) could not be read, naming the file, else None."""
 
     index: int
     timestamp_ms: float
     face: FaceObservation | None
     unreadable: str | None = None
+    face_id: int = 0
 
 
 def _dataset_meta(root: str | None) -> dict:
@@ -147,16 +153,23 @@ class AUPredictor:
 
 
 def face_results(
-    source: Path, aligner: FaceAligner, fps: float, blendshapes: bool = True
+    source: Path, aligner: FaceAligner, fps: float, blendshapes: bool = True, max_faces: int = 1
 ) -> Iterator[FaceResult]:
-    """The observed face of every frame of ``source`` (a single image uses image mode); frames
-    that cannot be read (:func:`~aurep.prepare.frames.iter_frames` gives them no image) have no
-    face and carry the reader's problem."""
+    """The observed faces (up to ``max_faces``, tracked by :class:`FaceTracker`; face_id 0 when
+    ``max_faces`` is 1) of every frame of ``source`` in frame order, each frame's by ``face_id``
+    (a single image uses image mode); frames without a face, or that cannot be read
+    (:func:`~aurep.prepare.frames.iter_frames` gives them no image), give one row without a
+    face carrying the reader's problem."""
     mode = "image" if is_image(Path(source)) else "video"
-    with FaceObserver(aligner, mode, blendshapes) as observer:
+    tracker = FaceTracker()
+    with FaceObserver(aligner, mode, blendshapes, max_faces=max_faces) as observer:
         for index, frame in enumerate(iter_frames(Path(source), fps)):
-            face = None if frame.image is None else observer(frame.image, frame.timestamp_ms)
-            yield FaceResult(index, frame.timestamp_ms, face, frame.problem)
+            faces = [] if frame.image is None else observer(frame.image, frame.timestamp_ms)
+            ids = tracker([face.box for face in faces]) if max_faces > 1 else [0] * len(faces)
+            if not faces:
+                yield FaceResult(index, frame.timestamp_ms, None, frame.problem)
+            for face_id, face in sorted(zip(ids, faces, strict=True), key=lambda p: p[0]):
+                yield FaceResult(index, frame.timestamp_ms, face, frame.problem, face_id)
 
 
 def in_background(items: Iterable, maxsize: int) -> Iterator:
@@ -235,7 +248,7 @@ def rows_frame(
     full[found] = probs
     table = {
         "frame": [r.index + 1 for r in batch],
-        "face_id": 0,
+        "face_id": [r.face_id for r in batch],
         "timestamp": np.round([r.timestamp_ms / 1000.0 for r in batch], 3),
         "confidence": np.round([r.face.confidence if r.face else 0.0 for r in batch], 3),
         "success": found.astype(np.int8),
@@ -262,10 +275,12 @@ def _box_and_pose(face: FaceObservation) -> np.ndarray:
 
 @dataclass
 class InferSummary:
-    """frames / faces: counts; unreadable: the readers' messages about unreadable frames (their
-    rows have success 0); seconds: wall time end to end, model_seconds: of which in the detector."""
+    """frames, face_frames (frames with a face), faces: counts (a frame may have several
+    faces); unreadable: the readers' messages about unreadable frames (their rows have
+    success 0); seconds: wall time end to end, model_seconds: of which in the detector."""
 
     frames: int = 0
+    face_frames: int = 0
     faces: int = 0
     unreadable: list[str] = field(default_factory=list)
     seconds: float = 0.0
@@ -286,26 +301,29 @@ def infer(
     aligner: FaceAligner | None = None,
     fps: float = 30.0,
     blendshapes: bool = True,
+    max_faces: int = 1,
     queue_size: int = 64,
     progress=None,
 ) -> InferSummary:
-    """Detect AUs in every frame of ``source``; write ``out`` (CSV) and optionally
-    ``embeddings`` (float32 (N, C) ``.npy``). ``aligner``: the face crop (default: as for the
-    training data, :meth:`AUPredictor.aligner`); ``blendshapes``: add the ``bs_*`` columns.
-    ``progress``: optional tqdm bar."""
+    """Detect AUs on up to ``max_faces`` faces in every frame of ``source``; write ``out`` (CSV)
+    and optionally ``embeddings`` (float32 (rows, C) ``.npy``, a row per CSV row).
+    ``aligner``: the face crop (default: as for the training data, :meth:`AUPredictor.aligner`);
+    ``blendshapes``: add the ``bs_*`` columns; ``batch_size``: faces per model batch.
+    ``progress``: optional tqdm bar (counts frames)."""
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     if fps <= 0:
         raise ValueError(f"frame rate must be > 0, got {fps}")
     aligner = aligner or predictor.aligner()
-    out, summary, start = Path(out), InferSummary(), time.perf_counter()
+    out, summary, start, rows = Path(out), InferSummary(), time.perf_counter(), 0
+    last_face = -1  # the last frame with a face so far (its faces may span two batches)
     tmp_csv = out.with_name(f".{out.name}.tmp")
     tmp_raw = embeddings.with_name(f".{embeddings.name}.raw") if embeddings else None
     try:
         with contextlib.ExitStack() as files:
             handle = files.enter_context(open(tmp_csv, "w", newline=""))
             features = files.enter_context(open(tmp_raw, "wb")) if tmp_raw else None
-            observed = face_results(source, aligner, fps, blendshapes)
+            observed = face_results(source, aligner, fps, blendshapes, max_faces)
             for batch in batches(in_background(observed, queue_size), batch_size):
                 crops = [r.face.aligned.image for r in batch if r.face is not None]
                 probs = np.zeros((0, len(predictor.au_codes)), np.float32)
@@ -317,18 +335,21 @@ def infer(
                 frame = rows_frame(
                     batch, probs, predictor.thresholds, predictor.au_codes, blendshapes
                 )
-                frame.to_csv(handle, header=summary.frames == 0, index=False, float_format="%.4f")
+                frame.to_csv(handle, header=rows == 0, index=False, float_format="%.4f")
                 if features is not None:
                     features.write(_feature_rows(batch, pooled, predictor.num_features).tobytes())
-                summary.frames += len(batch)
+                rows += len(batch)
+                seen, summary.frames = summary.frames, batch[-1].index + 1
                 summary.faces += len(crops)
+                summary.face_frames += len({r.index for r in batch if r.face} - {last_face})
+                last_face = max((r.index for r in batch if r.face), default=last_face)
                 summary.unreadable += [r.unreadable for r in batch if r.unreadable]
                 if progress is not None:
-                    progress.update(len(batch))
+                    progress.update(summary.frames - seen)
         if summary.frames == 0:
             raise ValueError(f"{source}: no frames")
         if embeddings is not None:
-            _raw_to_npy(tmp_raw, embeddings, summary.frames, predictor.num_features)
+            _raw_to_npy(tmp_raw, embeddings, rows, predictor.num_features)
         os.replace(tmp_csv, out)
     finally:
         for path in (tmp_csv, tmp_raw):
@@ -339,7 +360,7 @@ def infer(
 
 
 def _feature_rows(batch: list[FaceResult], pooled: np.ndarray | None, width: int) -> np.ndarray:
-    """(len(batch), C) float32 features, NaN rows for frames without a face."""
+    """(len(batch), C) float32 features, NaN rows for rows without a face."""
     rows = np.full((len(batch), width), np.nan, dtype=np.float32)
     found = [i for i, r in enumerate(batch) if r.face is not None]
     if found:
@@ -347,12 +368,12 @@ def _feature_rows(batch: list[FaceResult], pooled: np.ndarray | None, width: int
     return rows
 
 
-def _raw_to_npy(raw: Path, target: Path, frames: int, width: int, chunk: int = 4096) -> None:
-    """Raw float32 rows -> ``target`` .npy (frames, width), copied in chunks (bounded memory)."""
-    data = np.memmap(raw, dtype=np.float32, mode="r", shape=(frames, width))
+def _raw_to_npy(raw: Path, target: Path, rows: int, width: int, chunk: int = 4096) -> None:
+    """Raw float32 rows -> ``target`` .npy (rows, width), copied in chunks (bounded memory)."""
+    data = np.memmap(raw, dtype=np.float32, mode="r", shape=(rows, width))
     tmp = target.with_name(f".{target.name}.tmp")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(frames, width))
-    for begin in range(0, frames, chunk):
+    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, width))
+    for begin in range(0, rows, chunk):
         array[begin : begin + chunk] = data[begin : begin + chunk]
     array.flush()
     del array, data

@@ -65,6 +65,28 @@ def select_aus(table: pd.DataFrame, wanted: list[int] | None, path: Path) -> lis
     return list(wanted)
 
 
+def one_face(table: pd.DataFrame, face_id: int | None, path: Path) -> tuple[pd.DataFrame, int]:
+    """(one row per frame for face ``face_id``, that id) from a CSV that may hold several faces
+    per frame (``aurep infer --max-faces``); frames without that face become no-face rows
+    (success 0, empty cells). ``face_id`` None: the id found in the most frames. A CSV without a
+    ``face_id`` column is one face, id 0. ValueError naming the file for an id it lacks."""
+    if "face_id" not in table:
+        table = table.assign(face_id=0)
+    found = table[table["success"] == 1]
+    ids = sorted(int(i) for i in found["face_id"].unique())
+    if face_id is None:
+        face_id = int(found["face_id"].value_counts().idxmax()) if ids else 0
+    elif face_id not in ids:
+        raise ValueError(f"{path}: has no face_id {face_id} (it has face ids {ids})")
+    rows = found[found["face_id"] == face_id].drop(columns="timestamp")
+    frames = table.drop_duplicates("frame")[["frame", "timestamp"]]
+    chosen = frames.merge(rows, on="frame", how="left")
+    chosen["face_id"] = face_id
+    chosen["success"] = chosen["success"].fillna(0).astype(int)
+    chosen["confidence"] = chosen["confidence"].fillna(0.0)
+    return chosen[table.columns], face_id
+
+
 def write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Call ``write(tmp)`` on a temporary name next to ``path``, then rename it to ``path``."""
     path = Path(path)
