@@ -399,6 +399,8 @@ def test_tcl_clip_centred_embeddings_ignore_what_a_clip_shares(clip_centred):
     shifted = projected + 5.0 * torch.randn(B, 1, 16)
     same = torch.allclose(head.normalise(projected), head.normalise(shifted), atol=1e-5)
     assert same == clip_centred
+    with pytest.raises(ValueError, match="queue_size=0"):
+        make_head("tcl", clip_centred=True, queue_size=8)
 
 
 def test_identity_adversary_reverses_the_gradient_reaching_the_backbone():

@@ -36,7 +36,7 @@ class TemporalContrastiveHead(SSLHead):
         rank_margin: ranking margin delta (cosine units).
         clip_centred: subtract each clip's mean projection before normalising (queries and
             keys): what all frames of a clip share (identity, background, lighting) is removed,
-            so only what changes within the clip can tell its frames apart. Use with
+            so only what changes within the clip can tell its frames apart. Needs
             ``queue_size=0`` (queue keys of other clips would be centred on their own clip).
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
@@ -64,6 +64,11 @@ class TemporalContrastiveHead(SSLHead):
             raise ValueError(
                 f"TemporalContrastiveHead needs temperature > 0 and 0 <= momentum <= 1, "
                 f"got temperature={temperature}, momentum={momentum}"
+            )
+        if clip_centred and queue_size > 0:
+            raise ValueError(
+                "TemporalContrastiveHead clip_centred=True compares frames within a clip only: "
+                f"set queue_size=0 (got {queue_size}; queued keys are centred on other clips)"
             )
         self.embed_dim = embed_dim
         self.hidden_dim = hidden_dim
