@@ -58,6 +58,12 @@ class RunCheckpoint(ModelCheckpoint):
     def __init__(self, *args, enable_version_counter: bool = False, **kwargs):
         super().__init__(*args, enable_version_counter=enable_version_counter, **kwargs)
 
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        """A resumed run starts at the restored step, which ``last.ckpt`` already holds: without
+        this, a finished run resumed again would rewrite it at the same step."""
+        super().on_train_start(trainer, pl_module)
+        self._last_global_step_saved = trainer.global_step
+
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self.save_last and not self._should_skip_saving_checkpoint(trainer):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))

@@ -57,14 +57,23 @@ def _one_pool(
     function: Callable[[Any], Any], queue: deque, workers: int, pool: dict, blame: bool = False
 ) -> Iterator[tuple[Any, Any]]:
     """Run tasks from ``queue`` (consumed) in one pool, at most ``workers`` in flight. When a
-    worker dies, stop and return the tasks in flight (``blame``: yield them as WorkerDied)."""
+    worker dies (noticed by a task or by ``submit``), stop, leave unstarted tasks in ``queue``
+    and return the tasks in flight (``blame``: yield them as WorkerDied)."""
     lost: list = []
     with ProcessPoolExecutor(workers, **pool) as executor:
         running: dict = {}
+        broken = False
         while (queue or running) and not lost:
             while queue and len(running) < workers:
                 item = queue.popleft()
-                running[executor.submit(function, item)] = item
+                try:
+                    running[executor.submit(function, item)] = item
+                except BrokenProcessPool:  # a worker died while results were being yielded
+                    queue.appendleft(item)
+                    broken = True
+                    break
+            if broken:
+                break
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 item = running.pop(future)

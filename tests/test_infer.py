@@ -13,6 +13,7 @@ import pytest
 import pytorch_lightning as pl
 import skimage.data
 import torch
+from conftest import write_prepared
 from test_preprocess import FACE_BOX, face_clip
 
 from aurep import cli
@@ -20,6 +21,7 @@ from aurep.data.prepared import DatasetError
 from aurep.infer import command
 from aurep.infer.faces import detection_score, head_pose
 from aurep.infer.pipeline import AUPredictor, batches, in_background
+from aurep.models.checkpoints import TRAINING_DATA_KEY
 from aurep.prepare.faces.landmarker import FaceLandmarker
 from aurep.prepare.faces.preprocessor import FacePreprocessor
 from aurep.prepare.frames import encode_video, iter_frames
@@ -413,3 +415,93 @@ def test_alignment_defaults_come_from_the_training_data(checkpoint, tmp_path):
     assert predictor.inputs(crops).shape == (2, 3, SIZE, SIZE)
     other = trained_on(checkpoint, root, '{"preprocess": {"size": 64}}', image_size=None)
     assert AUPredictor(other).image_size == 64  # trained at the dataset's own size
+
+
+def test_a_fitted_detector_records_its_training_data(tmp_path, monkeypatch):
+    """Fit one step on a dataset given by a relative root, then infer from elsewhere: the
+    checkpoint's own record still says synthetic, with the dataset's crop settings."""
+    import json
+    import signal
+
+    from aurep.data.datamodules import AUDataModule
+
+    # infer's MediaPipe threads (earlier tests) ignore SIGPROF behind Python's back; Lightning
+    # restores Python's cached SIG_DFL after fit, which the next tick would kill the process on
+    signal.signal(signal.SIGPROF, signal.SIG_IGN)
+
+    root = write_prepared(tmp_path / "corpus", size=32, au_codes=AUS)
+    meta = json.loads((root / "meta.json").read_text())
+    meta.update(source="synth", preprocess={"size": 40, "margin": 0.3, "points": "all"})
+    (root / "meta.json").write_text(json.dumps(meta))
+    monkeypatch.chdir(tmp_path)
+    data = AUDataModule("corpus", batch_size=4, num_workers=0, val_fraction=0.0)
+    model = AUDetector(backbone="test_resnet", au_codes=AUS)
+    trainer = pl.Trainer(max_steps=1, limit_val_batches=0, accelerator="cpu", logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False)  # fmt: skip
+    trainer.fit(model, datamodule=data)
+    path = tmp_path / "detector.ckpt"
+    trainer.save_checkpoint(path)
+    assert torch.load(path, weights_only=False)[TRAINING_DATA_KEY] == {
+        "source": "synth",
+        "preprocess": {"size": 40, "margin": 0.3, "points": "all"},
+        "image_size": 32,
+    }
+    monkeypatch.chdir(tmp_path / "corpus")  # "corpus" is not found from here
+    predictor = AUPredictor(path)
+    assert predictor.trained_on_synthetic and predictor.training_root == "corpus"
+    aligner = predictor.aligner()
+    assert (aligner.size, aligner.margin, predictor.image_size) == (40, 0.3, 32)
+
+
+def test_no_record_of_the_training_data_is_a_warning(checkpoint, tmp_path, capsys):
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    gone = trained_on(checkpoint, tmp_path / "gone", '{"source": "synth"}')
+    (tmp_path / "gone" / "meta.json").unlink()
+    for model, root in ((checkpoint, "not saved"), (gone, tmp_path / "gone")):
+        run_infer(str(photo), "--ckpt", str(model), "--out", str(tmp_path / "a.csv"))
+        lines = [line for line in capsys.readouterr().err.splitlines() if "no record" in line]
+        assert lines == [
+            f"warning: {model}: no record of its training data (dataset {root} not found): the "
+            "crop is aurep's default; set --size/--margin/--align-points to match its training "
+            "data"
+        ]
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_background_producer_ends_when_stopped_with_a_full_queue(fails):
+    import threading
+    import time
+
+    def two(fails: bool):
+        yield from (1, 2)  # 2 fills the queue; then the end (or the error) finds no room
+        if fails:
+            raise DatasetError("clip.mp4: decoding failed at frame 3")
+
+    iterator = in_background(two(fails), maxsize=1)
+    assert next(iterator) == 1
+    time.sleep(0.3)  # the producer is now waiting to put the end marker or the error
+    start = time.monotonic()
+    iterator.close()
+    assert time.monotonic() - start < 2.0  # not the 5 s join timeout
+    assert not [t for t in threading.enumerate() if t.name == "aurep-faces" and t.is_alive()]
+
+
+def test_a_failed_embeddings_write_keeps_both_old_outputs(checkpoint, video, tmp_path, monkeypatch):
+    out, features = tmp_path / "au.csv", tmp_path / "emb.npy"
+    out.write_text("old csv\n")
+    np.save(features, np.zeros((1, 1), np.float32))
+    old = (out.read_bytes(), features.read_bytes())
+    real = np.lib.format.open_memmap
+
+    def disk_full(path, *args, **kwargs):
+        real(path, *args, **kwargs)  # the temporary .npy exists, half written
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(np.lib.format, "open_memmap", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        run_infer(str(video), "--ckpt", str(checkpoint), "--out", str(out),
+                  "--embeddings", str(features))  # fmt: skip
+    assert (out.read_bytes(), features.read_bytes()) == old
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["au.csv", "emb.npy"]  # no temp files

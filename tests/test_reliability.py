@@ -9,6 +9,7 @@ import argparse
 import ast
 import json
 import re
+import time
 from pathlib import Path
 
 import av
@@ -28,7 +29,7 @@ from aurep.prepare import videos as prepare_videos
 from aurep.prepare.converters import bp4d, disfa, gft
 from aurep.prepare.converters.common import read_occurrence_csv
 from aurep.prepare.faces.preprocessor import FacePreprocessor
-from aurep.prepare.frames import encode_video, iter_frames
+from aurep.prepare.frames import encode_video, is_truncated_image, iter_frames
 from aurep.synth import corpus as corpus_module
 from aurep.synth import generate_corpus
 from aurep.workers import WorkerDied, run_in_workers
@@ -119,6 +120,16 @@ def test_overwrite_refuses_foreign_folders_and_keeps_foreign_files(tmp_path, cap
 def test_run_in_workers_names_only_the_task_that_killed_its_worker():
     results = dict(run_in_workers(KillWorkerOn("builtins:str", "3"), list("123456"), 2))
     assert results == {"1": "1", "2": "2", "3": WorkerDied(), "4": "4", "5": "5", "6": "6"}
+
+
+@pytest.mark.timeout(60)
+def test_run_in_workers_survives_a_death_while_a_result_is_being_used():
+    results = {}
+    for item, result in run_in_workers(KillWorkerOn("builtins:str", "3", 0.5), list("1345"), 2):
+        results[item] = result
+        if item == "1":
+            time.sleep(2.0)  # task 3 kills its worker now, before the next task is submitted
+    assert results == {"1": "1", "3": WorkerDied(), "4": "4", "5": "5"}
 
 
 @pytest.mark.timeout(120)
@@ -228,7 +239,8 @@ def test_prepare_redoes_changed_labels_drops_vanished_sources_and_sums_everythin
     (raw / "F002").rmdir()
     assert prepare(bp4d, str(raw), "--out", str(out), "--no-flow") == 0
     captured = capsys.readouterr()
-    assert "dropped video F002_T1: its source is no longer among the inputs" in captured.err
+    gone = (raw / "F002" / "T1").resolve()
+    assert f"dropped video F002_T1: its source {gone} no longer exists" in captured.err
     assert "0 written, 0 failed, 1 already done, 1 dropped" in captured.out
     dataset = PreparedDataset(out)
     assert dataset.videos == ["F001_T1"] and dataset.meta["summary"]["videos"] == 1
@@ -270,6 +282,87 @@ def test_truncated_image_is_a_frame_without_success(tmp_path):
     sequence = FacePreprocessor(size=32).sequence(iter_frames(folder))
     assert sequence.success.tolist() == [1, 0, 1]
     assert sequence.problems == [f"{cut}: truncated image (no end marker): success = 0"]
+
+
+class _BrokenVideo:
+    """A stand-in for an opened container whose stream lists no frame count and whose
+    decoding fails after ``decoded`` frames."""
+
+    def __init__(self, decoded: int):
+        self.decoded = decoded
+        self.stream = argparse.Namespace(frames=0, average_rate=25, thread_type=None)
+        self.streams = argparse.Namespace(video=[self.stream])
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def decode(self, stream):
+        for _ in range(self.decoded):
+            image = np.zeros((8, 8, 3), np.uint8)
+            yield argparse.Namespace(time=None, to_ndarray=lambda format, image=image: image)
+        raise av.error.InvalidDataError(1094995529, "Invalid data found")
+
+
+def test_decoding_error_without_a_listed_count_adds_no_phantom_frame(tmp_path, monkeypatch):
+    path = tmp_path / "broken.mp4"
+    path.write_bytes(b"")
+    monkeypatch.setattr(av, "open", lambda name: _BrokenVideo(2))
+    frames = list(iter_frames(path))
+    assert [frame.number for frame in frames] == [0, 1]
+    assert all(frame.image is not None for frame in frames)
+    assert [frame.problem for frame in frames] == [
+        None,
+        f"{path}: decoding failed at frame 2 ([Errno 1094995529] Invalid data found); kept the "
+        "2 frames decoded before it",
+    ]
+
+
+def test_jpeg_with_data_after_its_end_marker_is_not_truncated(tmp_path):
+    folder = tmp_path / "frames"
+    write_frames(folder, [0, 1])
+    padded, cut = folder / "0000.jpg", folder / "0001.jpg"
+    padded.write_bytes(padded.read_bytes() + b"\0" * 4096)  # e.g. a camera's trailer
+    cut.write_bytes(cut.read_bytes()[:-4])
+    assert not is_truncated_image(padded) and is_truncated_image(cut)
+
+
+def test_unreadable_frames_are_not_counted_as_label_problems(tmp_path, capsys):
+    raw, out = bp4d_tree(tmp_path / "BP4D", "0,1,0", "1,0,1"), tmp_path / "out"
+    cut = raw / "F002" / "T1" / "001.jpg"
+    cut.write_bytes(cut.read_bytes()[: cut.stat().st_size // 2])
+    assert prepare(bp4d, str(raw), "--out", str(out), "--no-flow") == 0
+    captured = capsys.readouterr()
+    assert "0 label-file problems" in captured.out
+    assert "unreadable frames: 1 problems (see the warnings)" in captured.out
+    assert f"warning: video F002_T1: {cut}: truncated image" in captured.err
+    summary = PreparedDataset(out).meta["summary"]
+    assert (summary["problems"], summary["frame_problems"]) == (0, 1)
+
+
+def gft_tree(root, split: str):
+    """Subjects 001A and 002B as 2-frame folders with labels, and split.csv holding ``split``."""
+    for subject in ("001A", "002B"):
+        write_frames(root / "Images" / subject, [0, 1])
+    (root / "AUCoding").mkdir()
+    for subject in ("001A", "002B"):
+        (root / "AUCoding" / f"{subject}.csv").write_text("frame,AU01\n0,1\n1,0\n")
+    (root / "split.csv").write_text(split)
+    return root
+
+
+def test_gft_split_change_redoes_only_the_subjects_whose_fold_changed(tmp_path, capsys):
+    raw, out = gft_tree(tmp_path / "GFT", "001A,train\n002B,test\n"), tmp_path / "out"
+    assert prepare(gft, str(raw), "--out", str(out), "--no-flow") == 0
+    (raw / "split.csv").write_text("001A,test\n002B,test\n")
+    capsys.readouterr()
+    assert prepare(gft, str(raw), "--out", str(out), "--no-flow") == 0
+    captured = capsys.readouterr()
+    assert "videos: 1 written, 0 failed, 1 already done" in captured.out
+    assert "redoing video 001A: it was made with other settings, subject or fold" in captured.err
+    assert set(PreparedDataset(out).video_rows("001A")["fold"]) == {1}
 
 
 def test_occurrence_labels_reject_non_integers_and_conflicts_and_read_a_bom(tmp_path):
@@ -380,3 +473,61 @@ def test_reliability_table_names_only_tests_that_exist():
         assert name in defined[file], (
             f"docs/reliability.md names {file}::{name}, which is not there"
         )
+
+
+def test_rerun_from_another_folder_skips_done_videos_and_stray_folders(
+    tmp_path, monkeypatch, capsys
+):
+    src, out = face_corpus(tmp_path / "raw", ("a", "b")), tmp_path / "out"
+    assert prepare(prepare_videos, str(src), "--out", str(out), "--no-flow") == 0
+    stray = out / "videos" / ".ipynb_checkpoints"
+    stray.mkdir()
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)  # the same SRC, given relative: nothing to redo
+    assert prepare(prepare_videos, "raw", "--out", "out", "--no-flow") == 0
+    captured = capsys.readouterr()
+    assert "videos: 0 written, 0 failed, 2 already done" in captured.out
+    assert f"warning: {stray.resolve()}: not a video folder" in captured.err
+    assert stray.is_dir() and PreparedDataset(out).videos == ["a__clip", "b__clip"]
+
+
+def test_rerun_with_another_src_is_refused_and_drops_nothing(tmp_path):
+    src, out = face_corpus(tmp_path / "raw", ("a", "b")), tmp_path / "out"
+    assert prepare(prepare_videos, str(src), "--out", str(out), "--no-flow") == 0
+    part = face_corpus(tmp_path / "part", ("a",))
+    with pytest.raises(DatasetError) as error:
+        prepare(prepare_videos, str(part), "--out", str(out), "--no-flow")
+    assert str(error.value) == (
+        f"{out}: was prepared from {src.resolve()}, not {part.resolve()}; give the same SRC to "
+        "resume it, or another --out for this source"
+    )
+    assert PreparedDataset(out).videos == ["a__clip", "b__clip"]
+    assert (out / "videos" / "b__clip" / "rows.parquet").is_file()
+
+
+@pytest.mark.timeout(120)
+def test_rerun_redoes_videos_whose_flow_has_other_settings(tmp_path, capsys):
+    src, out = face_corpus(tmp_path / "raw", ("a",)), tmp_path / "out"
+    assert prepare(prepare_videos, str(src), "--out", str(out)) == 0
+    flow_module.prepare_flow(out, delta=2, workers=1, overwrite=True, progress=False)
+    assert PreparedDataset(out).meta["flow"]["delta"] == 2
+    capsys.readouterr()
+    assert prepare(prepare_videos, str(src), "--out", str(out)) == 0
+    assert "redoing video a__clip: its flow targets are not" in capsys.readouterr().err
+    dataset = PreparedDataset(out)
+    assert dataset.meta["flow"]["delta"] == 1
+    expected = video_flow_targets(dataset.frames("a__clip"), delta=1)
+    np.testing.assert_array_equal(dataset.array("a__clip", "flow"), expected)
+
+
+@pytest.mark.timeout(120)
+def test_no_flow_rerun_keeps_added_flow_and_refuses_disagreeing_flow(tmp_path):
+    src, out = face_corpus(tmp_path / "raw", ("a", "b")), tmp_path / "out"
+    assert prepare(prepare_videos, str(src), "--out", str(out), "--no-flow") == 0
+    flow_module.prepare_flow(out, delta=2, workers=1, progress=False)
+    assert prepare(prepare_videos, str(src), "--out", str(out), "--no-flow") == 0
+    assert PreparedDataset(out).meta["flow"] == {"delta": 2, "grid": 28, "method": "dis"}
+    (out / "videos" / "b__clip" / "flow.json").unlink()  # b's flow.npy is of unknown settings
+    with pytest.raises(DatasetError, match="meta.json not written: the videos' flow targets"):
+        prepare(prepare_videos, str(src), "--out", str(out), "--no-flow")
+    assert not (out / "meta.json").exists()

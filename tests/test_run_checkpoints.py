@@ -112,3 +112,13 @@ def test_fit_summary_points_a_detector_to_infer_and_an_interrupted_run_to_resume
     ]
     trainer.checkpoint_callback = None
     assert fit_summary(trainer, object()).startswith("no checkpoint was written")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("limit", ["--trainer.max_steps=4", "--trainer.max_epochs=2"])
+def test_resuming_a_finished_run_leaves_last_untouched(fit, tmp_path, limit):
+    last = tmp_path / "runs" / "pretrain" / "flow" / "checkpoints" / "last.ckpt"
+    assert fit(limit) == 0
+    before = (last.read_bytes(), last.stat().st_mtime_ns)
+    assert fit(limit, "--ckpt_path=last") == 0  # finished: nothing to train, nothing to save
+    assert (last.read_bytes(), last.stat().st_mtime_ns) == before

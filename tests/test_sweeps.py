@@ -167,3 +167,23 @@ def test_sweep_runs_through_the_cli(path, tiny_corpus, tmp_path, monkeypatch):
     else:
         assert (run_dir / "version_0" / "metrics.csv").exists()
         assert (run_dir / "version_0" / "config.yaml").exists()
+
+
+@pytest.mark.parametrize("earlier", ["run000/checkpoints/last.ckpt", "summary.csv"])
+def test_an_earlier_sweep_in_out_is_refused_up_front(tmp_path, capsys, earlier):
+    from aurep.cli import main
+
+    out = tmp_path / "sweep"
+    (out / earlier).parent.mkdir(parents=True, exist_ok=True)
+    (out / earlier).write_text("old")
+    path = write_sweep(tmp_path, "method: grid\nmetric: {name: m}\nparameters: {a: {values: [1]}}")
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", "--out", str(out), str(path)])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == (
+        f"aurep sweep: error: --out {out} holds an earlier sweep: choose another --out or "
+        "delete it\n"
+    )
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == sorted(
+        {earlier, *(str(p) for p in Path(earlier).parents if str(p) != ".")}
+    )  # nothing written: no commands.txt, no run started

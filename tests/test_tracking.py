@@ -50,3 +50,13 @@ def test_tracker_settings_are_checked():
         FaceTracker(min_iou=0)
     with pytest.raises(ValueError, match="max_missed must be >= 0"):
         FaceTracker(max_missed=-1)
+
+
+@pytest.mark.parametrize(("absent", "new_id"), [(15, False), (16, True)])
+def test_by_default_a_face_unseen_for_more_than_15_frames_gets_a_new_id(absent, new_id):
+    """As the README says."""
+    tracker, face = FaceTracker(), [10.0, 10, 30, 30]
+    assert tracker([face]) == [0]
+    for _ in range(absent):
+        assert tracker([]) == []
+    assert tracker([face]) == [1 if new_id else 0]

@@ -120,6 +120,13 @@ def run(args: argparse.Namespace) -> int:
             f"({predictor.training_root}); its AU outputs are not meaningful on real faces",
             file=sys.stderr,
         )
+    if not predictor.training_data:
+        print(
+            f"warning: {args.ckpt}: no record of its training data (dataset "
+            f"{predictor.training_root or 'not saved'} not found): the crop is aurep's default; "
+            "set --size/--margin/--align-points to match its training data",
+            file=sys.stderr,
+        )
     aligner = predictor.aligner(args.size, args.margin, args.align_points)
     with tqdm(desc="infer", unit="frame", disable=not args.progress, file=sys.stderr) as bar:
         summary = infer(

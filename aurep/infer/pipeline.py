@@ -18,7 +18,7 @@ AUDetector predicts occurrence only, so there are no ``AUxx_r`` intensity column
 without a face, and unreadable frames (a broken image in a folder, a video cut short), have one
 row with face_id 0, success 0 and empty cells. The CSV (and the optional ``.npy`` of pooled
 backbone features, one row per CSV row, NaN rows without a face) are written to temporary names
-and renamed when complete.
+and renamed when both are complete (temporary files are removed on error).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from aurep.data.prepared import META_FILE
 from aurep.infer.faces import BLENDSHAPES, POSE_COLUMNS, FaceObservation, FaceObserver
 from aurep.infer.tracking import FaceTracker
 from aurep.landmarks import NUM_LANDMARKS
-from aurep.models.checkpoints import read_checkpoint
+from aurep.models.checkpoints import TRAINING_DATA_KEY, read_checkpoint
 from aurep.prepare.faces.align import DEFAULT_MARGIN, DEFAULT_POINTS, DEFAULT_SIZE, FaceAligner
 from aurep.prepare.frames import is_image, iter_frames
 
@@ -86,11 +86,13 @@ def _is_pretraining_checkpoint(checkpoint: dict) -> bool:
 class AUPredictor:
     """A trained :class:`~aurep.tasks.detector.AUDetector` for inference on aligned crops.
 
-    ``training_data``: the meta.json of the dataset the detector was trained on (if that
-    dataset is still there; else empty); ``alignment``: its "preprocess" entry, the
+    ``training_data``: the entries of the training dataset's meta.json that the checkpoint
+    records (:data:`~aurep.models.checkpoints.TRAINING_DATA_KEY`; older checkpoints: that
+    dataset's meta.json if it is still at the saved ``root``; else empty); ``alignment``: its "preprocess" entry, the
     ``size``/``margin``/``points`` it was prepared with. ``image_size``: the side of the
     detector's training inputs (the DataModule's ``image_size`` saved in the checkpoint, else
-    the training data's crop side, else None: crops are used at their own size).
+    the training data's image side, else its crop side, else None: crops are used at their own
+    size).
     ``thresholds``: per-AU decision thresholds. ValueError naming the file for a pretraining
     checkpoint or anything else that is not an AUDetector checkpoint.
     """
@@ -114,10 +116,17 @@ class AUPredictor:
         data = stored.get("datamodule_hyper_parameters", {})
         data = data if isinstance(data, dict) else {}
         self.training_root: str | None = data.get("root")
-        self.training_data: dict = _dataset_meta(self.training_root)
+        recorded = stored.get(TRAINING_DATA_KEY)
+        self.training_data: dict = (
+            recorded if isinstance(recorded, dict) else _dataset_meta(self.training_root)
+        )
         preprocess = self.training_data.get("preprocess", {})
         self.alignment: dict = dict(preprocess) if isinstance(preprocess, dict) else {}
-        self.image_size: int | None = data.get("image_size") or self.alignment.get("size")
+        self.image_size: int | None = (
+            data.get("image_size")
+            or self.training_data.get("image_size")
+            or self.alignment.get("size")
+        )
 
     @property
     def trained_on_synthetic(self) -> bool:
@@ -178,20 +187,24 @@ def in_background(items: Iterable, maxsize: int) -> Iterator:
     buffer: queue.Queue = queue.Queue(maxsize)
     done, stop = object(), threading.Event()
 
+    def put(item) -> bool:
+        """Wait for room for ``item``; False once the consumer has stopped."""
+        while not stop.is_set():
+            try:
+                buffer.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        buffer.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not put(item):
                     return
-            buffer.put(done)
+            put(done)
         except BaseException as error:  # handed to the consumer
-            buffer.put(error)
+            put(error)
 
     thread = threading.Thread(target=produce, name="aurep-faces", daemon=True)
     thread.start()
@@ -319,6 +332,7 @@ def infer(
     last_face = -1  # the last frame with a face so far (its faces may span two batches)
     tmp_csv = out.with_name(f".{out.name}.tmp")
     tmp_raw = embeddings.with_name(f".{embeddings.name}.raw") if embeddings else None
+    tmp_npy = embeddings.with_name(f".{embeddings.name}.tmp") if embeddings else None
     try:
         with contextlib.ExitStack() as files:
             handle = files.enter_context(open(tmp_csv, "w", newline=""))
@@ -349,10 +363,11 @@ def infer(
         if summary.frames == 0:
             raise ValueError(f"{source}: no frames")
         if embeddings is not None:
-            _raw_to_npy(tmp_raw, embeddings, rows, predictor.num_features)
+            _raw_to_npy(tmp_raw, tmp_npy, rows, predictor.num_features)
+            os.replace(tmp_npy, embeddings)  # both complete: renamed together, the CSV last
         os.replace(tmp_csv, out)
     finally:
-        for path in (tmp_csv, tmp_raw):
+        for path in (tmp_csv, tmp_raw, tmp_npy):
             if path is not None and path.exists():
                 path.unlink()
     summary.seconds = time.perf_counter() - start
@@ -369,12 +384,11 @@ def _feature_rows(batch: list[FaceResult], pooled: np.ndarray | None, width: int
 
 
 def _raw_to_npy(raw: Path, target: Path, rows: int, width: int, chunk: int = 4096) -> None:
-    """Raw float32 rows -> ``target`` .npy (rows, width), copied in chunks (bounded memory)."""
+    """Raw float32 rows -> ``target`` .npy (rows, width), copied in chunks (bounded memory);
+    the caller renames ``target`` into place and removes it on error."""
     data = np.memmap(raw, dtype=np.float32, mode="r", shape=(rows, width))
-    tmp = target.with_name(f".{target.name}.tmp")
-    array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float32, shape=(rows, width))
+    array = np.lib.format.open_memmap(target, mode="w+", dtype=np.float32, shape=(rows, width))
     for begin in range(0, rows, chunk):
         array[begin : begin + chunk] = data[begin : begin + chunk]
     array.flush()
     del array, data
-    os.replace(tmp, target)

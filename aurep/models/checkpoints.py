@@ -1,7 +1,8 @@
 """aurep checkpoint files -> backbones: read a checkpoint once, check and load its backbone.
 
 A checkpoint is Lightning's dict: ``state_dict``, ``hyper_parameters`` (``backbone``: timm name,
-``img_size``: ViT input side in px or None) and ``datamodule_hyper_parameters``. The backbone
+``img_size``: ViT input side in px or None), ``datamodule_hyper_parameters`` and, for an
+AUDetector, :data:`TRAINING_DATA_KEY`. The backbone
 weights sit under ``model.backbone.`` (PretrainTask) or ``backbone.`` (AUDetector and older
 PretrainTask checkpoints); the first prefix present wins. Checkpoints are pickles: load only your
 own. Plain torch: nothing here imports Lightning.
@@ -17,6 +18,11 @@ from aurep.models.backbone import Backbone
 
 BACKBONE_PREFIXES = ("model.backbone.", "backbone.")
 """state_dict prefixes of backbone weights, in order of preference."""
+
+TRAINING_DATA_KEY = "aurep_training_data"
+"""Checkpoint entry of an AUDetector: the training dataset's meta.json entries that inference
+needs (:data:`TRAINING_DATA_ENTRIES`), so ``aurep infer`` does not depend on finding the dataset."""
+TRAINING_DATA_ENTRIES = ("source", "preprocess", "image_size")
 
 
 def read_checkpoint(path: str | Path) -> dict:

@@ -58,6 +58,21 @@ def record_flow(video_dir: Path, settings: dict) -> None:
     save_json(Path(video_dir) / FLOW_RECORD, flow_record(video_dir, settings))
 
 
+def recorded_flow(video_dir: Path) -> dict | None:
+    """The flow settings (delta, grid, method) in ``video_dir``'s ``flow.json``; None without
+    one; ``{"stale": True}`` when it was computed from other frames than the current ones."""
+    try:
+        record = json.loads((Path(video_dir) / FLOW_RECORD).read_text())
+        settings = {k: v for k, v in record.items() if k != "frames"}
+        if record != flow_record(video_dir, settings):
+            return {"stale": True}
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, AttributeError):
+        return {"stale": True}
+    return settings
+
+
 def _flow_done(video_dir: Path, length: int, settings: dict, legacy_complete: bool) -> bool:
     """Whether ``video_dir`` holds flow targets made with ``settings`` from its current frames
     (``legacy_complete``: accept flow without ``flow.json`` when its shape fits)."""

@@ -27,15 +27,14 @@ from aurep.data.prepared import DatasetError
 from aurep.media import VIDEO_SUFFIXES, is_image, is_video
 
 _NUMBER = re.compile(r"(\d+)(?!.*\d)")  # the last run of digits
-_END_MARKERS = {".jpg": b"\xff\xd9", ".jpeg": b"\xff\xd9", ".png": b"IEND\xaeB`\x82"}
-_TAIL_BYTES = 1024  # where the end marker must be (trailing padding allowed)
+_JPEG_SCAN, _JPEG_END, _PNG_END = b"\xff\xda", b"\xff\xd9", b"IEND\xaeB`\x82"
 
 
 @dataclass
 class SourceFrame:
     """number: frame number in the source; timestamp_ms: presentation time (folders: number /
     fps); image: uint8 (H, W, 3) RGB, None when unreadable; problem: why (set on the first of a
-    run of unreadable frames)."""
+    run of unreadable frames, or on a video's last frame when decoding stopped after it)."""
 
     number: int
     timestamp_ms: float
@@ -44,15 +43,17 @@ class SourceFrame:
 
 
 def is_truncated_image(path: Path) -> bool:
-    """Whether a JPEG or PNG file lacks its end marker (EOI, IEND) near its end: a cut file,
-    which OpenCV would decode with a grey or garbled bottom. Other formats: False."""
-    marker = _END_MARKERS.get(Path(path).suffix.lower())
-    if marker is None:
+    """Whether a JPEG lacks an end marker (EOI) after its last scan (SOS), or a PNG its IEND
+    chunk: a cut file, which OpenCV would decode with a grey or garbled bottom. Data after the
+    end marker is allowed (an EOI before the scan, a thumbnail's, does not count). Other
+    formats: False."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".jpg", ".jpeg", ".png"):
         return False
-    with open(path, "rb") as handle:
-        size = handle.seek(0, 2)
-        handle.seek(max(size - _TAIL_BYTES, size // 2))
-        return marker not in handle.read()
+    data = Path(path).read_bytes()
+    if suffix == ".png":
+        return _PNG_END not in data
+    return data.rfind(_JPEG_END) < data.rfind(_JPEG_SCAN)
 
 
 def read_image(path: Path) -> np.ndarray:
@@ -80,7 +81,8 @@ def image_files(folder: Path) -> list[tuple[int, Path]]:
 
 def iter_video(path: Path) -> Iterator[SourceFrame]:
     """Decode the first video stream of ``path`` frame by frame. Frames its container lists
-    beyond the last decodable one come as ``image=None`` (a problem names the file)."""
+    beyond the last decodable one come as ``image=None`` (a problem names the file); a decoding
+    error with no listed frame missing is the problem of the last decoded frame."""
     try:
         container = av.open(str(path))
     except (av.FFmpegError, OSError) as error:
@@ -92,24 +94,28 @@ def iter_video(path: Path) -> Iterator[SourceFrame]:
         stream.thread_type = "AUTO"
         listed = int(stream.frames or 0)  # 0: the container does not say
         rate = float(stream.average_rate or 30.0)
-        number, failure = 0, None
+        number, failure, held = 0, None, None  # held: the last decoded frame, not yet yielded
         try:
             for frame in container.decode(stream):
                 time = frame.time if frame.time is not None else number / rate
-                yield SourceFrame(number, 1000.0 * time, frame.to_ndarray(format="rgb24"))
+                if held is not None:
+                    yield held
+                held = SourceFrame(number, 1000.0 * time, frame.to_ndarray(format="rgb24"))
                 number += 1
         except av.FFmpegError as error:
             failure = f"decoding failed at frame {number} ({error})"
         if number == 0 and failure:
             raise DatasetError(f"{path}: {failure}")
+        if failure and number >= listed:  # no frame is known to be missing: say so on the last
+            held.problem = f"{path}: {failure}; kept the {number} frames decoded before it"
+        if held is not None:
+            yield held
         if number < listed:
             reason = failure or f"truncated: decoded {number} of the {listed} frames it lists"
             problem = f"{path}: {reason}; frames {number}-{listed - 1} are marked success = 0"
             for missing in range(number, listed):
                 yield SourceFrame(missing, 1000.0 * missing / rate, None, problem)
                 problem = None
-        elif failure:
-            yield SourceFrame(number, 1000.0 * number / rate, None, f"{path}: {failure}")
 
 
 def iter_image_folder(folder: Path, fps: float = 30.0) -> Iterator[SourceFrame]:

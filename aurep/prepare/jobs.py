@@ -31,7 +31,14 @@ import numpy as np
 from tqdm import tqdm
 
 from aurep.data.flow import FLOW_METHODS, video_flow_targets
-from aurep.data.prepared import LEGACY_SETTINGS_FILE, DatasetError, PreparedDatasetWriter
+from aurep.data.prepared import (
+    LEGACY_SETTINGS_FILE,
+    VIDEOS_DIR,
+    DatasetError,
+    PreparedDatasetWriter,
+    check_video_id,
+    recorded_job,
+)
 from aurep.prepare.faces.align import (
     ALIGN_POINTS,
     DEFAULT_MARGIN,
@@ -41,7 +48,7 @@ from aurep.prepare.faces.align import (
 )
 from aurep.prepare.faces.landmarker import MODEL_SHA256
 from aurep.prepare.faces.preprocessor import AlignedSequence, FacePreprocessor
-from aurep.prepare.flow import record_flow
+from aurep.prepare.flow import FLOW_RECORD, record_flow, recorded_flow
 from aurep.prepare.frames import iter_frames
 from aurep.workers import WorkerDied, run_in_workers
 
@@ -143,12 +150,16 @@ class JobResult:
     faces: int = 0
     unlabelled_frames: int = 0
     labels_without_frame: int = 0
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # about its label files
+    frame_problems: list[str] = field(default_factory=list)  # frames that could not be read
     error: str | None = None
 
     def counts(self) -> dict:
         """The counts recorded in the video's provenance (for the dataset summary)."""
-        keep = ("frames", "faces", "unlabelled_frames", "labels_without_frame", "problems")
+        keep = (
+            *("frames", "faces", "unlabelled_frames", "labels_without_frame"),
+            *("problems", "frame_problems"),
+        )
         return {name: getattr(self, name) for name in keep}
 
 
@@ -172,16 +183,18 @@ def fingerprint(path: Path) -> list | str | None:
 
 def job_provenance(job: VideoJob, recorded: dict) -> dict:
     """What a video is made from: the job's settings, the video's identity and fold, and the
-    fingerprint of its source and label files."""
+    fingerprint of its source and label files (absolute paths, so the working folder of a
+    rerun does not matter)."""
+    paths = [Path(path).resolve() for path in (job.source, *job.inputs)]
     return {
         **recorded,
         "video": {
             "subject": job.subject,
             "fold": job.fold,
-            "source": str(job.source),
+            "source": str(paths[0]),
             "number_offset": job.number_offset,
         },
-        "inputs": {str(path): fingerprint(path) for path in (job.source, *job.inputs)},
+        "inputs": {str(path): fingerprint(path) for path in paths},
     }
 
 
@@ -220,7 +233,7 @@ def process_job(
         sequence: AlignedSequence = settings.preprocessor().sequence(
             iter_frames(job.source, settings.fps)
         )
-        result.problems += sequence.problems
+        result.frame_problems += sequence.problems
         result.frames, result.faces = len(sequence.numbers), sequence.faces
         if sequence.faces == 0:
             result.error = f"{job.source}: no face found in any of its {result.frames} frames"
@@ -276,6 +289,7 @@ class Summary:
     unlabelled_frames: int = 0
     labels_without_frame: int = 0
     problems: int = 0
+    frame_problems: int = 0
     mismatched: dict[str, list[int]] = field(default_factory=dict)
 
     def add_video(self, video: str, counts: dict) -> None:
@@ -284,6 +298,7 @@ class Summary:
         for name in ("frames", "faces", "unlabelled_frames", "labels_without_frame"):
             setattr(self, name, getattr(self, name) + int(counts.get(name, 0)))
         self.problems += len(counts.get("problems", []))
+        self.frame_problems += len(counts.get("frame_problems", []))
         pair = [int(counts.get("unlabelled_frames", 0)), int(counts.get("labels_without_frame", 0))]
         if any(pair):
             self.mismatched[video] = pair
@@ -304,6 +319,8 @@ class Summary:
                 f"(in {len(self.mismatched)} videos: {_shown(self.mismatched) or 'none'}), "
                 f"{self.problems} label-file problems"
             )
+        if self.frame_problems:
+            lines.append(f"unreadable frames: {self.frame_problems} problems (see the warnings)")
         return lines
 
 
@@ -347,8 +364,10 @@ def run_jobs(
     """Prepare every job into the dataset ``root`` and finalize it.
 
     meta: must hold ``au_codes`` (``[]`` for unlabelled data); the settings, the landmarker's
-    sha256, flow settings and the summary are added. Videos whose provenance matches are skipped
-    (resume), changed ones redone, vanished ones dropped; a rerun with other settings is refused
+    sha256, flow settings and the summary are added; its ``source_root`` (SRC) is part of the job
+    record, so resuming from another SRC is refused. Videos whose provenance matches are skipped
+    (resume), changed ones (or, with flow, ones whose ``flow.json`` differs) redone, ones whose
+    source no longer exists dropped; a rerun with other settings is refused
     unless ``overwrite`` (which removes only what aurep wrote). ``inputs``: the folders and files
     the jobs read; ``root`` may not be, hold or lie inside one. ``meta.json`` is written when
     the dataset has videos and none failed (``allow_partial``: even if some failed).
@@ -362,30 +381,33 @@ def run_jobs(
     if len(set(ids)) != len(ids):
         repeated = sorted({v for v in ids if ids.count(v) > 1})
         raise ValueError(f"several sources map to the same video id: {repeated[:5]}")
-    recorded = {"settings": dataclasses.asdict(settings), "au_codes": list(meta["au_codes"])}
+    recorded = {
+        "settings": dataclasses.asdict(settings),
+        "au_codes": list(meta["au_codes"]),
+        "source_root": meta.get("source_root"),
+    }
+    _check_same_source(Path(root), recorded["source_root"], overwrite)
     writer = PreparedDatasetWriter(
         root, overwrite=overwrite, resume=True, job=recorded, inputs=inputs
     )
     (Path(root) / LEGACY_SETTINGS_FILE).unlink(missing_ok=True)  # the marker holds it now
     summary = Summary()
     jobs = [dataclasses.replace(job, provenance=job_provenance(job, recorded)) for job in jobs]
-    wanted = {job.video for job in jobs}
-    for video_dir in sorted(p for p in (Path(root) / "videos").iterdir() if p.is_dir()):
-        if video_dir.name not in wanted:
-            if writer.has_video(video_dir.name):
-                summary.dropped.append(video_dir.name)
-                report(f"dropped video {video_dir.name}: its source is no longer among the inputs")
-            writer.drop_video(video_dir.name)
+    _drop_vanished(writer, {job.video for job in jobs}, summary, report)
     todo = []
     for job in jobs:
         if writer.has_video(job.video):
-            reason = _stale_reason(
-                writer.provenance(job.video), job.provenance, writer.video_dir(job.video)
-            )
+            video_dir = writer.video_dir(job.video)
+            reason = _stale_reason(writer.provenance(job.video), job.provenance, video_dir)
+            wanted_flow = settings.flow_settings
+            if reason is None and settings.flow and recorded_flow(video_dir) != wanted_flow:
+                reason = f"its flow targets are not {wanted_flow} (see its {FLOW_RECORD})"
             if reason is None:
                 continue
             report(f"redoing video {job.video}: {reason}")
             writer.forget_video(job.video)
+            for name in ("flow.npy", FLOW_RECORD):  # stale; rewritten if flow is on
+                (video_dir / name).unlink(missing_ok=True)
         todo.append(job)
     summary.skipped = len(jobs) - len(todo)
     au_codes = tuple(meta["au_codes"])
@@ -394,7 +416,7 @@ def run_jobs(
     for job, result in _results(job_function, todo, workers):
         if isinstance(result, WorkerDied):
             result = JobResult(job.video, str(job.source), error=f"{job.source}: {result.message}")
-        for problem in result.problems:
+        for problem in (*result.problems, *result.frame_problems):
             report(f"warning: video {result.video}: {problem}")
         if result.error is not None:
             summary.failed[result.video] = result.error
@@ -411,7 +433,7 @@ def run_jobs(
             f"{without_frame} label rows without a frame"
         )
     if summary.videos > 0 and (allow_partial or not summary.failed):
-        flow = {"flow": settings.flow_settings} if settings.flow else {}
+        flow = {"flow": settings.flow_settings} if settings.flow else _kept_flow(writer, root)
         writer.finalize(
             {
                 **meta,
@@ -422,6 +444,63 @@ def run_jobs(
             }
         )
     return summary
+
+
+def _check_same_source(root: Path, source_root: str | None, overwrite: bool) -> None:
+    """Refuse to resume ``root`` from another SRC than the one it was started from (a rerun
+    would drop the videos it does not see)."""
+    before = (recorded_job(root) or {}).get("source_root") if not overwrite else None
+    if before and source_root and before != source_root:
+        raise DatasetError(
+            f"{root}: was prepared from {before}, not {source_root}; give the same SRC to "
+            "resume it, or another --out for this source"
+        )
+
+
+def _drop_vanished(
+    writer: PreparedDatasetWriter, wanted: set[str], summary: Summary, report: Callable
+) -> None:
+    """Delete unfinished video folders not in ``wanted``, and finished ones whose recorded
+    source no longer exists; keep (with a warning) finished ones whose source still exists.
+    Folders that cannot be video ids are skipped with a warning."""
+    for video_dir in sorted(p for p in (writer.root / VIDEOS_DIR).iterdir() if p.is_dir()):
+        video = video_dir.name
+        if video in wanted:
+            continue
+        try:
+            check_video_id(video)
+        except DatasetError:
+            report(f"warning: {video_dir.resolve()}: not a video folder (no video id), skipped")
+            continue
+        if not writer.has_video(video):
+            writer.drop_video(video)
+            continue
+        source = ((writer.provenance(video) or {}).get("video") or {}).get("source")
+        if source and Path(source).exists():
+            report(f"warning: video {video}: kept, not among this run's inputs ({source} exists)")
+            continue
+        summary.dropped.append(video)
+        report(f"dropped video {video}: its source {source or '(unrecorded)'} no longer exists")
+        writer.drop_video(video)
+
+
+def _kept_flow(writer: PreparedDatasetWriter, root: Path) -> dict:
+    """For a run without flow: ``{"flow": settings}`` when every written video has current
+    flow targets made with the same settings (added by ``aurep prepare flow``), ``{}`` when
+    none has any; otherwise DatasetError, since ``meta.json`` could not tell the truth."""
+    found = {video: recorded_flow(writer.video_dir(video)) for video in writer.written_videos()}
+    first = next(iter(found.values()))
+    if all(value is None for value in found.values()):
+        return {}
+    if all(value == first for value in found.values()) and "stale" not in first:
+        return {"flow": first}
+    listed = {video: value or "none" for video, value in found.items()}
+    shown = "; ".join(f"{video}: {listed[video]}" for video in sorted(listed)[:3])
+    raise DatasetError(
+        f"{root}: meta.json not written: the videos' flow targets disagree ({shown}, ...) and "
+        "this --no-flow run computes none; redo the dataset with the flow you want (--flow "
+        "--flow-delta/--flow-grid/--flow-method with --overwrite), or use another --out"
+    )
 
 
 def _results(function: Callable, jobs: Sequence[VideoJob], workers: int):

@@ -5,7 +5,8 @@ Every run gets its own directory ``OUT/runNNN`` holding ``config.yaml``, ``check
 CSVLogger ``version_0/metrics.csv``). The sweep's ``metric.name`` is read back from each run's
 logged metrics (last value, as W&B's summary) into ``OUT/summary.csv`` and ``OUT/summary.md``,
 best run first. ``--dry-run`` checks every expanded command with LightningCLI
-(``--print_config``) and writes ``OUT/commands.txt`` without training.
+(``--print_config``) and writes ``OUT/commands.txt`` without training. A sweep never resumes: an ``OUT`` holding an earlier sweep's run folders or
+summary is refused up front (choose another ``--out`` or delete it).
 """
 
 from __future__ import annotations
@@ -128,9 +129,18 @@ def write_summary(sweep: Sweep, table: pd.DataFrame, out: Path) -> None:
     (out / "summary.md").write_text(title + table.to_markdown(index=False, floatfmt=".4g") + "\n")
 
 
+def check_fresh_out(out: Path) -> None:
+    """ValueError when ``out`` already holds run folders or a summary of an earlier sweep (a
+    sweep never resumes: its runs would be refused beside their old checkpoints)."""
+    earlier = [out / "summary.csv", *out.glob("run[0-9][0-9][0-9]")]
+    if any(path.exists() for path in earlier):
+        raise ValueError(f"--out {out} holds an earlier sweep: choose another --out or delete it")
+
+
 def run(args: argparse.Namespace) -> int:
     sweep = load_sweep(args.file)
     args.out = args.out or Path("runs", "sweeps", sweep.name)
+    check_fresh_out(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     runs = expand(sweep, args.max_runs, args.seed)
     commands = [prepare_run(sweep, params, i, args) for i, params in enumerate(runs)]

@@ -24,7 +24,13 @@ from aurep.data.labelled import FrameBatch
 from aurep.heads import AUClassifier, masked_bce
 from aurep.metrics import AUDetectionMetrics, AUScores
 from aurep.models.backbone import Backbone
-from aurep.models.checkpoints import check_backbone_settings, load_backbone_weights, read_checkpoint
+from aurep.models.checkpoints import (
+    TRAINING_DATA_ENTRIES,
+    TRAINING_DATA_KEY,
+    check_backbone_settings,
+    load_backbone_weights,
+    read_checkpoint,
+)
 
 MODES = ("linear", "finetune")
 
@@ -169,6 +175,16 @@ class AUDetector(pl.LightningModule):
             weights = getattr(datamodule, "pos_weight", None)
             if self.hparams.pos_weight and weights is not None:
                 self.pos_weight.copy_(torch.as_tensor(weights, dtype=torch.float32))
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """Record the training dataset's source, crop settings and image side (from its
+        meta.json) under :data:`TRAINING_DATA_KEY`, for ``aurep infer``."""
+        dataset = getattr(getattr(self._trainer, "datamodule", None), "dataset", None)
+        meta = getattr(dataset, "meta", None)
+        if isinstance(meta, dict):
+            checkpoint[TRAINING_DATA_KEY] = {
+                key: meta[key] for key in TRAINING_DATA_ENTRIES if key in meta
+            }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         stored = checkpoint.get("hyper_parameters", {}).get("au_codes")

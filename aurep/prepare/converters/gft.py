@@ -80,7 +80,9 @@ def discover(root: Path, split: Path, label_frame_base: int) -> list[VideoJob]:
         labels = partial(read_occurrence_csv, path, GFT_AUS, "frame")
         offset = label_frame_base if source.is_file() else 0
         fold = folds.get(subject, 0)
-        jobs.append(VideoJob(subject, subject, source, fold, labels, offset, (path, split)))
+        jobs.append(
+            VideoJob(subject, subject, source, fold, labels, offset, (path,))
+        )  # fold: recorded
     if not any(job.inputs[0].is_file() for job in jobs):
         raise ValueError(
             f"{root / 'AUCoding'}: no label file (<subject>.csv) for any of the {len(jobs)} "
