@@ -90,6 +90,7 @@ PRETRAIN_FRAGMENTS = {
     "inpainting": "heads/inpainting.yaml",
     "flow": "heads/flow.yaml",
     "landmark_shape": "heads/landmark_shape.yaml",
+    "landmark_invariant": "landmark_invariant.yaml",
     "clp": "clp.yaml",
     "rtatl": "rtatl.yaml",
     "all": "all.yaml",

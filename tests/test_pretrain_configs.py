@@ -59,10 +59,11 @@ def test_config_runs(fragment, tiny_corpus, tmp_path, monkeypatch):
         run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False
     )
     assert state["global_step"] == 2
-    heads = {key.split(".")[2] for key in state["state_dict"] if key.startswith("model.heads.")}
-    assert heads == set(yaml.safe_load(fragment.read_text())["model"]["init_args"]["heads"])
+    heads = set(yaml.safe_load(fragment.read_text())["model"]["init_args"]["heads"])
+    stored = {key.split(".")[2] for key in state["state_dict"] if key.startswith("model.heads.")}
+    assert stored and stored <= heads  # heads without parameters store nothing
     header = next(run_dir.glob("version_*/metrics.csv")).read_text().splitlines()[0]
-    assert all(f"train/{head}/loss" in header for head in heads), header
+    assert all(f"train/{head}/loss" in header for head in heads), header  # every head ran
 
 
 @pytest.mark.slow
