@@ -14,7 +14,7 @@ from torch import nn
 
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
-from aurep.heads.layers import mlp
+from aurep.heads.layers import clip_centred, mlp
 from aurep.landmarks import EYE_CORNERS, NUM_LANDMARKS
 from aurep.models.backbone import Backbone
 
@@ -70,7 +70,7 @@ class LandmarkShapeHead(SSLHead):
         """landmarks: (B, T, 68, 2) pixels of view 0 -> (B * T, 136) standardised targets."""
         shape = normalised_shape(landmarks.float())
         if self.reference != "template":
-            shape = shape - shape.mean(dim=1, keepdim=True)
+            shape = clip_centred(shape)
         return self.standardise(shape.flatten(-2).flatten(0, 1))
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
@@ -78,6 +78,6 @@ class LandmarkShapeHead(SSLHead):
         pooled = features.pooled  # (B, T, C)
         prediction = self.regressor(pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
         if self.reference == "clip_relative":
-            prediction = prediction - prediction.mean(dim=1, keepdim=True)
+            prediction = clip_centred(prediction)
         loss = F.mse_loss(prediction.flatten(0, 1), target)
         return HeadOutput(loss, {"explained": (1 - loss).detach()})

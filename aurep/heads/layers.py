@@ -1,8 +1,15 @@
-"""Small building blocks shared by the heads: projection MLPs and upsampling decoder blocks."""
+"""Small building blocks shared by the heads: clip centring, projection MLPs and upsampling
+decoder blocks."""
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+
+def clip_centred(values: torch.Tensor) -> torch.Tensor:
+    """(B, T, ...) -> the same minus each clip's mean over its T frames."""
+    return values - values.mean(dim=1, keepdim=True)
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, batchnorm: bool = True) -> nn.Sequential:

@@ -8,7 +8,7 @@ from torch import nn
 
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
-from aurep.heads.layers import upsampling_decoder
+from aurep.heads.layers import clip_centred, upsampling_decoder
 from aurep.heads.losses import end_point_error
 from aurep.models.backbone import Backbone
 
@@ -21,11 +21,6 @@ def displacement_from_clip_start(flow: torch.Tensor) -> torch.Tensor:
     summed motion from clip frame 0 to each frame (0 for frame 0), pixels."""
     steps = torch.cat([torch.zeros_like(flow[:, :1]), flow[:, 1:]], dim=1)
     return steps.cumsum(dim=1)
-
-
-def clip_centred(values: torch.Tensor) -> torch.Tensor:
-    """(B, T, ...) -> the same minus each clip's mean over its T frames."""
-    return values - values.mean(dim=1, keepdim=True)
 
 
 class OpticalFlowHead(SSLHead):

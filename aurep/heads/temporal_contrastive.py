@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
-from aurep.heads.layers import mlp
+from aurep.heads.layers import clip_centred, mlp
 from aurep.heads.losses import margin_info_nce, temporal_log_weights, temporal_ranking_loss
 from aurep.heads.memory_bank import KeyQueue, ema_update, momentum_copy
 from aurep.models.backbone import Backbone
@@ -91,7 +91,7 @@ class TemporalContrastiveHead(SSLHead):
     def normalise(self, projected: torch.Tensor) -> torch.Tensor:
         """projected: (B, T, d) -> (B, T, d) unit vectors, clip mean removed if ``clip_centred``."""
         if self.clip_centred:
-            projected = projected - projected.mean(dim=1, keepdim=True)
+            projected = clip_centred(projected)
         return F.normalize(projected, dim=-1)
 
     def embed(self, pooled: torch.Tensor) -> torch.Tensor:
