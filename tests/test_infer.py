@@ -4,6 +4,11 @@ background pipeline and bad input (videos encoded by the tests, the astronaut ph
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import cv2
@@ -417,17 +422,32 @@ def test_alignment_defaults_come_from_the_training_data(checkpoint, tmp_path):
     assert AUPredictor(other).image_size == 64  # trained at the dataset's own size
 
 
+def test_infer_keeps_pythons_view_of_sigprof_true(checkpoint, tmp_path):
+    """MediaPipe (started in infer's producer thread) ignores SIGPROF behind Python's back: a
+    Lightning fit later in the same process restores Python's cached handler, and if that
+    were still SIG_DFL the next profiling tick would kill the process. A fresh interpreter, so
+    that no earlier test has set the handler already."""
+    photo = tmp_path / "astronaut.png"
+    cv2.imwrite(str(photo), cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR))
+    script = f"""
+import signal, sys
+from test_infer import run_infer
+signal.signal(signal.SIGPROF, signal.SIG_DFL)  # an ignored signal is inherited from pytest
+assert run_infer({str(photo)!r}, "--ckpt", {str(checkpoint)!r}, "--out", {str(tmp_path / "a.csv")!r}) == 0
+print(signal.getsignal(signal.SIGPROF))
+"""
+    tests = Path(__file__).parent
+    done = subprocess.run([sys.executable, "-c", script], cwd=tests, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == str(signal.SIG_IGN)
+
+
 def test_a_fitted_detector_records_its_training_data(tmp_path, monkeypatch):
     """Fit one step on a dataset given by a relative root, then infer from elsewhere: the
     checkpoint's own record still says synthetic, with the dataset's crop settings."""
     import json
-    import signal
 
     from aurep.data.datamodules import AUDataModule
-
-    # infer's MediaPipe threads (earlier tests) ignore SIGPROF behind Python's back; Lightning
-    # restores Python's cached SIG_DFL after fit, which the next tick would kill the process on
-    signal.signal(signal.SIGPROF, signal.SIG_IGN)
 
     root = write_prepared(tmp_path / "corpus", size=32, au_codes=AUS)
     meta = json.loads((root / "meta.json").read_text())
@@ -505,3 +525,27 @@ def test_a_failed_embeddings_write_keeps_both_old_outputs(checkpoint, video, tmp
                   "--embeddings", str(features))  # fmt: skip
     assert (out.read_bytes(), features.read_bytes()) == old
     assert sorted(p.name for p in tmp_path.iterdir()) == ["au.csv", "emb.npy"]  # no temp files
+
+
+def test_an_interrupted_rename_leaves_no_csv_beside_other_embeddings(
+    checkpoint, video, tmp_path, monkeypatch
+):
+    """Killed after the new embeddings are in place but before the new CSV: the old CSV must
+    not remain beside them (its rows would not match); no CSV says the run did not finish."""
+    out, features = tmp_path / "au.csv", tmp_path / "emb.npy"
+    out.write_text("old csv\n")
+    np.save(features, np.zeros((1, 1), np.float32))
+    real = os.replace
+
+    def killed_before_the_csv(source, target):
+        if Path(target) == out:
+            raise KeyboardInterrupt
+        real(source, target)
+
+    monkeypatch.setattr(os, "replace", killed_before_the_csv)
+    with pytest.raises(KeyboardInterrupt):
+        run_infer(str(video), "--ckpt", str(checkpoint), "--out", str(out),
+                  "--embeddings", str(features))  # fmt: skip
+    assert not out.exists()
+    assert np.load(features).shape[0] == 8  # the new embeddings, one row per frame
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["emb.npy"]  # no temp files

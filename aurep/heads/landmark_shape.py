@@ -35,7 +35,7 @@ def normalised_shape(points: torch.Tensor) -> torch.Tensor:
 
 
 class LandmarkShapeHead(SSLHead):
-    """MLP on each frame's pooled feature (view 0) -> its normalised 68-point shape
+    """MLP (or linear map) on each frame's pooled feature (view 0) -> its normalised 68-point shape
     (:func:`normalised_shape`), each of the 136 coordinates standardised by BatchNorm statistics
     of the targets (expression moves them by a few percent of the eye distance, so raw targets
     would reward predicting the mean shape). Loss: mean squared error of the standardised
@@ -44,7 +44,8 @@ class LandmarkShapeHead(SSLHead):
     Logs: ``explained`` = 1 - loss, the share of the shape variance the features predict.
 
     Args:
-        hidden_dim: MLP hidden width.
+        hidden_dim: MLP hidden width; 0 = a linear map, so the features must carry the shape
+            linearly, the way a linear AU probe reads them.
         reference: ``template`` = the shape itself (identity + expression); ``clip_mean`` = the
             shape minus the clip's mean shape (the expression change within the clip, which
             removes most of the identity; weak when a clip spans few AU changes);
@@ -58,12 +59,19 @@ class LandmarkShapeHead(SSLHead):
 
     def __init__(self, hidden_dim: int = 256, reference: str = "template", weight: float = 1.0):
         super().__init__(weight)
+        if hidden_dim < 0:
+            raise ValueError(f"hidden_dim must be >= 0 (0 = linear), got {hidden_dim}")
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         self.hidden_dim, self.reference = hidden_dim, reference
 
     def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
-        self.regressor = mlp(backbone.num_features, self.hidden_dim, NUM_LANDMARKS * 2)
+        outputs = NUM_LANDMARKS * 2
+        self.regressor = (
+            mlp(backbone.num_features, self.hidden_dim, outputs)
+            if self.hidden_dim
+            else nn.Linear(backbone.num_features, outputs)
+        )
         self.standardise = nn.BatchNorm1d(NUM_LANDMARKS * 2, affine=False)
 
     def targets(self, landmarks: torch.Tensor) -> torch.Tensor:

@@ -30,9 +30,9 @@ from scipy.spatial.transform import Rotation
 from aurep.prepare.faces.align import AlignedFace, FaceAligner
 from aurep.prepare.faces.landmarker import (
     MODEL_PATH,
-    _ignore_profiling_signal,
     _quiet_stderr,
     _verified_model,
+    ignore_profiling_signal,
 )
 from aurep.prepare.faces.mapping import mesh_to_ibug68
 
@@ -144,7 +144,7 @@ class FaceObserver:
             running_mode=vision.RunningMode.IMAGE,
             min_detection_confidence=0.05,
         )
-        _ignore_profiling_signal()
+        ignore_profiling_signal()
         with _quiet_stderr():  # MediaPipe's C++ start-up chatter
             self._landmarker = vision.FaceLandmarker.create_from_options(landmarker)
             self._detector = vision.FaceDetector.create_from_options(detector)

@@ -46,6 +46,7 @@ from aurep.infer.tracking import FaceTracker
 from aurep.landmarks import NUM_LANDMARKS
 from aurep.models.checkpoints import TRAINING_DATA_KEY, read_checkpoint
 from aurep.prepare.faces.align import DEFAULT_MARGIN, DEFAULT_POINTS, DEFAULT_SIZE, FaceAligner
+from aurep.prepare.faces.landmarker import ignore_profiling_signal
 from aurep.prepare.frames import is_image, iter_frames
 
 BOX_COLUMNS = ("face_x", "face_y", "face_w", "face_h")
@@ -337,6 +338,8 @@ def infer(
         with contextlib.ExitStack() as files:
             handle = files.enter_context(open(tmp_csv, "w", newline=""))
             features = files.enter_context(open(tmp_raw, "wb")) if tmp_raw else None
+            # MediaPipe starts in the producer thread, where Python cannot set signals
+            ignore_profiling_signal()
             observed = face_results(source, aligner, fps, blendshapes, max_faces)
             for batch in batches(in_background(observed, queue_size), batch_size):
                 crops = [r.face.aligned.image for r in batch if r.face is not None]
@@ -364,7 +367,10 @@ def infer(
             raise ValueError(f"{source}: no frames")
         if embeddings is not None:
             _raw_to_npy(tmp_raw, tmp_npy, rows, predictor.num_features)
-            os.replace(tmp_npy, embeddings)  # both complete: renamed together, the CSV last
+            # both complete. The old CSV goes first and the new one comes last, so a CSV that
+            # exists always has the embeddings of its own run beside it
+            out.unlink(missing_ok=True)
+            os.replace(tmp_npy, embeddings)
         os.replace(tmp_csv, out)
     finally:
         for path in (tmp_csv, tmp_raw, tmp_npy):

@@ -37,11 +37,13 @@ def _verified_model(path: Path) -> bytes:
     return data
 
 
-def _ignore_profiling_signal() -> None:
+def ignore_profiling_signal() -> None:
     """MediaPipe's worker threads arm per-thread SIGPROF timers after setting SIGPROF to SIG_IGN
     behind Python's back; code that later restores Python's cached handler (Lightning's signal
     connector does, for every signal) would reset it to SIG_DFL and the next tick kills the
-    process ("Profiling timer expired"). Setting SIG_IGN through Python keeps both views equal."""
+    process ("Profiling timer expired"). Setting SIG_IGN through Python keeps both views equal.
+    Only the main thread can set signals: code that starts MediaPipe in another thread calls
+    this first, in the main thread (a no-op elsewhere)."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGPROF, signal.SIG_IGN)
 
@@ -93,7 +95,7 @@ class FaceLandmarker:
             min_face_presence_confidence=min_presence_confidence,
             min_tracking_confidence=min_tracking_confidence,
         )
-        _ignore_profiling_signal()
+        ignore_profiling_signal()
         with _quiet_stderr():  # MediaPipe's C++ start-up chatter
             self._task = vision.FaceLandmarker.create_from_options(options)
         self._last_timestamp = -1
