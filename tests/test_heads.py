@@ -35,6 +35,7 @@ from aurep.heads.clip_invariance import between_clip_share
 from aurep.heads.identity_adversary import IdentityAdversaryHead, reverse_gradient
 from aurep.heads.landmark_shape import LandmarkShapeHead
 from aurep.heads.optical_flow import displacement_from_clip_start
+from aurep.heads.roi_inpainting import ring_mean_patches
 from aurep.models.backbone import Backbone
 
 
@@ -217,6 +218,29 @@ def test_inpainting_loss_only_sees_masked_rois():
     inside = images.clone()
     inside[..., 4:8, 4:8] += 5.0
     assert masked_patch_l1(prediction, inside, boxes, masked) > base + 1.0
+
+
+def test_ring_mean_fill_reads_only_visible_pixels_around_each_box():
+    """A box inside a flat region is filled exactly (trivial L1 0); the pixels of a masked
+    neighbour in its band do not count; a box with no visible band gets the mean colour 0."""
+    images = torch.zeros(1, 3, 32, 32)
+    images[..., 0:16, 0:16] = 1.0  # flat region around box 0
+    images[..., 6:10, 11:15] = 100.0  # box 1, masked, overlapping box 0's 2-px band
+    boxes = torch.tensor([[[4.0, 4.0, 10.0, 10.0], [11.0, 6.0, 15.0, 10.0], [0, 0, 32, 32]]])
+    masked = torch.tensor([[True, True, False]])
+    patches = ring_mean_patches(images, boxes, masked, size=4)
+    assert patches.shape == (1, 3, 3, 4, 4)
+    assert torch.allclose(patches[0, 0], torch.ones(3, 4, 4))
+    assert torch.equal(patches[0, 2], torch.zeros(3, 4, 4))  # the band lies outside the image
+    assert masked_patch_l1(patches[:, :1], images, boxes[:, :1], masked[:, :1]) < 1e-6
+
+
+def test_inpainting_head_logs_its_trivial_baseline(backbone):
+    head = make_head("inpaint")
+    head.attach(backbone, SPEC)
+    batch = make_batch()
+    output = head(batch, features_of(backbone, batch), backbone)
+    assert set(output.logs) == {"ring_l1"} and output.logs["ring_l1"] > 0
 
 
 def test_inpainting_head_takes_the_number_of_rois_from_the_data(backbone):

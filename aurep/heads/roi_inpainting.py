@@ -66,6 +66,24 @@ def masked_patch_l1(
     return F.l1_loss(prediction[masked], target[masked])
 
 
+def ring_mean_patches(
+    images: torch.Tensor, boxes: torch.Tensor, masked: torch.Tensor, size: int, ring: float = 2.0
+) -> torch.Tensor:
+    """The trivial inpainting: each RoI filled with the mean colour of the visible pixels in a
+    ``ring``-pixel band around its box (pixels of masked boxes are not visible).
+
+    images: (N, 3, H, W); boxes: (N, R, 4) pixels; masked: (N, R) bool -> (N, R, 3, size,
+    size) constant patches (0, the dataset mean colour, where the band has no visible pixel)."""
+    height, width = images.shape[-2:]
+    inner = box_masks(boxes, height, width)
+    outer = box_masks(boxes + boxes.new_tensor([-ring, -ring, ring, ring]), height, width)
+    hidden = (inner & masked[..., None, None]).any(dim=1, keepdim=True)
+    band = (outer & ~inner & ~hidden).to(images.dtype)  # (N, R, H, W)
+    total = torch.einsum("nchw,nrhw->nrc", images, band)
+    colour = total / band.sum(dim=(-2, -1))[..., None].clamp(min=1.0)
+    return colour[..., None, None].expand(*colour.shape, size, size)
+
+
 class RoIInpaintingHead(SSLHead):
     """Recover masked AU RoI patches from the other RoIs through an AU relation embedding.
 
@@ -93,7 +111,9 @@ class RoIInpaintingHead(SSLHead):
         token_pool: roi_align output side used to build each token.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    The loss is the masked-patch L1 (no other logs).
+    Logs: ``ring_l1``, the same L1 for the trivial fill of :func:`ring_mean_patches` (each
+    masked RoI as the mean colour around it): the loss must fall below it to show that the
+    relation module recovers more than the local colour.
     """
 
     needs = BatchNeeds(rois=True)
@@ -182,4 +202,7 @@ class RoIInpaintingHead(SSLHead):
         patches = self.to_pixels(self.relation(tokens))
         prediction = patches.view(len(images), rois, 3, self.patch_size, self.patch_size)
         loss = masked_patch_l1(prediction, images, boxes, masked)
-        return HeadOutput(loss)
+        with torch.no_grad():
+            trivial = ring_mean_patches(images, boxes, masked, self.patch_size)
+            ring_l1 = masked_patch_l1(trivial, images, boxes, masked)
+        return HeadOutput(loss, {"ring_l1": ring_l1})
