@@ -292,6 +292,20 @@ def test_cir_cycle_term_is_optional(backbone):
         assert ("cycle" in head(batch, features_of(backbone, batch), backbone).logs) is expected
 
 
+def test_cir_logs_the_clip_mean_frame_as_its_trivial_baseline(backbone):
+    """A still clip is its own mean frame: the trivial self-reconstruction is exact; a moving
+    clip's is not."""
+    head = make_head("cir")
+    head.attach(backbone, SPEC)
+    batch = make_batch()
+    still = dataclasses.replace(
+        batch, frames=batch.frames[:, :, :1].expand_as(batch.frames).contiguous()
+    )
+    logs = head(still, features_of(backbone, still), backbone).logs
+    assert logs["clip_mean_l1"].item() < 1e-6
+    assert head(batch, features_of(backbone, batch), backbone).logs["clip_mean_l1"] > 0.1
+
+
 def test_tcl_momentum_encoder_gets_no_grad_and_follows_ema(backbone):
     head = make_head("tcl", momentum=0.9)
     head.attach(backbone, SPEC)

@@ -67,7 +67,9 @@ class CrossIdentityReconstructionHead(SSLHead):
         detach_targets: stop gradients through the real-image codes used as targets.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    Logs: ``self``, ``cross_au``, ``cross_id``, ``cycle`` (if on): the unweighted terms.
+    Logs: ``self``, ``cross_au``, ``cross_id``, ``cycle`` (if on): the unweighted terms;
+    ``clip_mean_l1``: the ``self`` term's trivial baseline, each frame rendered as its clip's
+    mean frame (what an AU code that carries nothing would give).
     """
 
     needs = BatchNeeds(partner=True)
@@ -143,4 +145,8 @@ class CrossIdentityReconstructionHead(SSLHead):
         if self.weights["cycle"] > 0:
             terms["cycle"] = F.l1_loss(self.decoder(au_swapped, id_a), small)
         loss = sum(self.weights[name] * value for name, value in terms.items())
-        return HeadOutput(loss, {name: value.detach() for name, value in terms.items()})
+        logs = {name: value.detach() for name, value in terms.items()}
+        with torch.no_grad():  # area downsampling is linear: the mean of the small frames
+            mean = F.interpolate(frames.mean(dim=1), size=self.render_size, mode="area")
+            logs["clip_mean_l1"] = F.l1_loss(mean.repeat_interleave(count, dim=0), small)
+        return HeadOutput(loss, logs)
