@@ -72,7 +72,7 @@ class LandmarkShapeHead(SSLHead):
             if self.hidden_dim
             else nn.Linear(backbone.num_features, outputs)
         )
-        self.standardise = nn.BatchNorm1d(NUM_LANDMARKS * 2, affine=False)
+        self.standardise = nn.BatchNorm1d(outputs, affine=False)
 
     def targets(self, landmarks: torch.Tensor) -> torch.Tensor:
         """landmarks: (B, T, 68, 2) pixels of view 0 -> (B * T, 136) standardised targets."""

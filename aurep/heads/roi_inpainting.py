@@ -25,6 +25,12 @@ def box_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return inside_x & inside_y
 
 
+def hidden_pixels(inside: torch.Tensor, masked: torch.Tensor) -> torch.Tensor:
+    """inside: (N, R, H, W) bool box masks (:func:`box_masks`); masked: (N, R) bool ->
+    (N, 1, H, W) bool, True for pixels inside any masked box."""
+    return (inside & masked[..., None, None]).any(dim=1, keepdim=True)
+
+
 def mask_rois(
     images: torch.Tensor, boxes: torch.Tensor, masked: torch.Tensor, fill: str = "zero"
 ) -> torch.Tensor:
@@ -36,8 +42,7 @@ def mask_rois(
     """
     if fill not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
-    pixels = box_masks(boxes, *images.shape[-2:]) & masked[..., None, None]
-    hidden = pixels.any(dim=1, keepdim=True)  # (N, 1, H, W)
+    hidden = hidden_pixels(box_masks(boxes, *images.shape[-2:]), masked)  # (N, 1, H, W)
     if fill == "zero":
         value = torch.zeros_like(images)
     elif fill == "mean":
@@ -77,8 +82,7 @@ def ring_mean_patches(
     height, width = images.shape[-2:]
     inner = box_masks(boxes, height, width)
     outer = box_masks(boxes + boxes.new_tensor([-ring, -ring, ring, ring]), height, width)
-    hidden = (inner & masked[..., None, None]).any(dim=1, keepdim=True)
-    band = (outer & ~inner & ~hidden).to(images.dtype)  # (N, R, H, W)
+    band = (outer & ~inner & ~hidden_pixels(inner, masked)).to(images.dtype)  # (N, R, H, W)
     total = torch.einsum("nchw,nrhw->nrc", images, band)
     colour = total / band.sum(dim=(-2, -1))[..., None].clamp(min=1.0)
     return colour[..., None, None].expand(*colour.shape, size, size)
