@@ -398,20 +398,24 @@ def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
     assert loss.item() < 1e-6 if still_clip_loss_is_zero else loss.item() > 1e-2
 
 
+@pytest.mark.parametrize(
+    ("head_class", "module"),
+    [(LandmarkShapeHead, "regressor"), (IdentityAdversaryHead, "classifier")],
+)
 @pytest.mark.parametrize(("hidden_dim", "linear"), [(0, True), (32, False)])
-def test_landmark_shape_hidden_dim_zero_is_a_linear_regressor(backbone, hidden_dim, linear):
-    """With ``hidden_dim=0`` the prediction is affine in the pooled feature: doubling a
-    feature offset doubles the prediction's change, as no hidden layer would."""
-    head = LandmarkShapeHead(hidden_dim=hidden_dim)
+def test_hidden_dim_zero_gives_a_linear_map(backbone, head_class, module, hidden_dim, linear):
+    """With ``hidden_dim=0`` the head's map is affine in the pooled feature: doubling a
+    feature offset doubles the output's change, as no hidden layer would."""
+    head = head_class(hidden_dim=hidden_dim)
     head.attach(backbone, SPEC)
     head.eval()
     base, step = torch.randn(4, backbone.num_features), torch.randn(4, backbone.num_features)
     with torch.no_grad():
-        once = head.regressor(base + step) - head.regressor(base)
-        twice = head.regressor(base + 2 * step) - head.regressor(base)
+        once = getattr(head, module)(base + step) - getattr(head, module)(base)
+        twice = getattr(head, module)(base + 2 * step) - getattr(head, module)(base)
     assert torch.allclose(twice, 2 * once, atol=1e-4) == linear
     with pytest.raises(ValueError, match="hidden_dim"):
-        LandmarkShapeHead(hidden_dim=-1)
+        head_class(hidden_dim=-1).attach(backbone, SPEC)
 
 
 def test_flow_clip_relative_regresses_displacement_from_the_clip_start(backbone):

@@ -35,13 +35,14 @@ def reverse_gradient(inputs: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
 
 
 class IdentityAdversaryHead(SSLHead):
-    """MLP identity classifier on every frame's pooled feature (view 0) behind a gradient
+    """Identity classifier on every frame's pooled feature (view 0) behind a gradient
     reversal: the classifier minimises the cross-entropy of the identity, the backbone
     maximises it (times ``reversal``). Loss: the cross-entropy (chance = log of the number of
     identities).
 
     Args:
-        hidden_dim: classifier hidden width.
+        hidden_dim: classifier hidden width; 0 = a linear classifier (the kind of identity
+            probe the benchmark uses).
         reversal: scale of the reversed gradient reaching the backbone (0 = the backbone is
             left alone and the head only measures identity).
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).

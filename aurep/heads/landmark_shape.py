@@ -59,19 +59,13 @@ class LandmarkShapeHead(SSLHead):
 
     def __init__(self, hidden_dim: int = 256, reference: str = "template", weight: float = 1.0):
         super().__init__(weight)
-        if hidden_dim < 0:
-            raise ValueError(f"hidden_dim must be >= 0 (0 = linear), got {hidden_dim}")
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
         self.hidden_dim, self.reference = hidden_dim, reference
 
     def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         outputs = NUM_LANDMARKS * 2
-        self.regressor = (
-            mlp(backbone.num_features, self.hidden_dim, outputs)
-            if self.hidden_dim
-            else nn.Linear(backbone.num_features, outputs)
-        )
+        self.regressor = mlp(backbone.num_features, self.hidden_dim, outputs)
         self.standardise = nn.BatchNorm1d(outputs, affine=False)
 
     def targets(self, landmarks: torch.Tensor) -> torch.Tensor:

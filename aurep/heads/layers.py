@@ -12,8 +12,13 @@ def clip_centred(values: torch.Tensor) -> torch.Tensor:
     return values - values.mean(dim=1, keepdim=True)
 
 
-def mlp(in_dim: int, hidden_dim: int, out_dim: int, batchnorm: bool = True) -> nn.Sequential:
-    """Two-layer MLP (N, in_dim) -> (N, out_dim): Linear, [BatchNorm1d], ReLU, Linear."""
+def mlp(in_dim: int, hidden_dim: int, out_dim: int, batchnorm: bool = True) -> nn.Module:
+    """Two-layer MLP (N, in_dim) -> (N, out_dim): Linear, [BatchNorm1d], ReLU, Linear;
+    ``hidden_dim`` 0 = one Linear (a linear map, the way a linear probe reads features)."""
+    if hidden_dim < 0:
+        raise ValueError(f"hidden_dim must be >= 0 (0 = linear), got {hidden_dim}")
+    if hidden_dim == 0:
+        return nn.Linear(in_dim, out_dim)
     norm = nn.BatchNorm1d(hidden_dim) if batchnorm else nn.Identity()
     return nn.Sequential(
         nn.Linear(in_dim, hidden_dim), norm, nn.ReLU(inplace=True), nn.Linear(hidden_dim, out_dim)
