@@ -306,6 +306,27 @@ def test_cir_logs_the_clip_mean_frame_as_its_trivial_baseline(backbone):
     assert head(batch, features_of(backbone, batch), backbone).logs["clip_mean_l1"] > 0.1
 
 
+@pytest.mark.parametrize(
+    ("render_base", "silent_decoder_is_trivial"), [("none", False), ("clip_mean", True)]
+)
+def test_cir_clip_mean_base_renders_residuals_on_the_clip_mean(
+    backbone, render_base, silent_decoder_is_trivial
+):
+    """With ``render_base="clip_mean"`` a decoder that outputs nothing renders each frame as
+    its clip's mean frame, so its self term is exactly the trivial baseline; rendering whole
+    faces, it is the L1 of the frames themselves."""
+    head = make_head("cir", render_base=render_base)
+    head.attach(backbone, SPEC)
+    last = head.decoder.body[-1]
+    torch.nn.init.zeros_(last.weight)
+    torch.nn.init.zeros_(last.bias)
+    batch = make_batch()
+    logs = head(batch, features_of(backbone, batch), backbone).logs
+    assert torch.isclose(logs["self"], logs["clip_mean_l1"]).item() is silent_decoder_is_trivial
+    with pytest.raises(ValueError, match="render_base"):
+        make_head("cir", render_base="template")
+
+
 def test_tcl_momentum_encoder_gets_no_grad_and_follows_ema(backbone):
     head = make_head("tcl", momentum=0.9)
     head.attach(backbone, SPEC)

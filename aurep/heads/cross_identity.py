@@ -12,6 +12,7 @@ from aurep.heads.layers import mlp, upsampling_decoder
 from aurep.models.backbone import Backbone
 
 CODE_DISTANCES = ("cosine", "mse")
+RENDER_BASES = ("none", "clip_mean")
 
 
 class FaceDecoder(nn.Module):
@@ -44,7 +45,10 @@ class CrossIdentityReconstructionHead(SSLHead):
 
     AU code per frame: MLP on pooled features (B, T, C) -> (B, T, au_dim). Identity code per
     clip: MLP on the pooled features averaged over the T frames -> (B, id_dim). Decoder
-    :class:`FaceDecoder` renders ``render_size`` px faces. Losses:
+    :class:`FaceDecoder` renders ``render_size`` px faces, either whole (``render_base="none"``,
+    the paper) or as a residual added to a clip's mean frame (``"clip_mean"``: the AU code must
+    explain how frame t differs from its clip's mean, and a cross render puts A's residual on
+    B's mean face). Losses:
 
     - ``self``: for ``frames_per_clip`` random frames t per clip, L1 between G(au_A,t, id_A)
       and frame t of view 0 area-downsampled to ``render_size`` (no extra backbone pass);
@@ -64,6 +68,9 @@ class CrossIdentityReconstructionHead(SSLHead):
             (extra backbone images per step = B * frames_per_clip).
         self_weight, cross_au_weight, cross_id_weight, cycle_weight: loss weights.
         code_distance: ``cosine`` (1 - cos) or ``mse`` between codes.
+        render_base: ``none`` = G renders the face; ``clip_mean`` = G renders the residual on
+            the mean frame of the clip whose identity it renders (A's for ``self`` and
+            ``cycle``, B's across identity).
         detach_targets: stop gradients through the real-image codes used as targets.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
@@ -88,6 +95,7 @@ class CrossIdentityReconstructionHead(SSLHead):
         cycle_weight: float = 0.0,
         code_distance: str = "cosine",
         detach_targets: bool = True,
+        render_base: str = "none",
         weight: float = 1.0,
     ):
         super().__init__(weight)
@@ -95,6 +103,8 @@ class CrossIdentityReconstructionHead(SSLHead):
             raise ValueError(
                 f"code_distance must be one of {CODE_DISTANCES}, got {code_distance!r}"
             )
+        if render_base not in RENDER_BASES:
+            raise ValueError(f"render_base must be one of {RENDER_BASES}, got {render_base!r}")
         if frames_per_clip < 1:
             raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
         self.decoder = FaceDecoder(au_dim, id_dim, decoder_width, render_size)
@@ -109,6 +119,7 @@ class CrossIdentityReconstructionHead(SSLHead):
         }
         self.distance = code_distance
         self.detach_targets = detach_targets
+        self.render_base = render_base
 
     def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         """Build the AU and identity code MLPs for the backbone's pooled width."""
@@ -125,11 +136,20 @@ class CrossIdentityReconstructionHead(SSLHead):
         picked = torch.randperm(length, device=pooled.device)[: self.frames_per_clip]
         count = len(picked)
         small = F.interpolate(frames[:, picked].flatten(0, 1), size=self.render_size, mode="area")
+        # area downsampling is linear: the small mean frame is the mean of the small frames
+        means = F.interpolate(frames.mean(dim=1), size=self.render_size, mode="area")
+        mean_a = means.repeat_interleave(count, dim=0)  # (B * k, 3, s, s)
+        mean_b = means[batch.partner].repeat_interleave(count, dim=0)
         au_a = au[:, picked].flatten(0, 1)  # (B * k, au_dim)
         id_a = identity.repeat_interleave(count, dim=0)
         id_b = identity[batch.partner].repeat_interleave(count, dim=0)
-        terms = {"self": F.l1_loss(self.decoder(au_a, id_a), small)}
-        swapped = self.decoder(au_a, id_b)
+
+        def render(au_code: torch.Tensor, id_code: torch.Tensor, mean: torch.Tensor):
+            face = self.decoder(au_code, id_code)
+            return face + mean if self.render_base == "clip_mean" else face
+
+        terms = {"self": F.l1_loss(render(au_a, id_a, mean_a), small)}
+        swapped = render(au_a, id_b, mean_b)
         swapped_full = F.interpolate(
             swapped, size=frames.shape[-2:], mode="bilinear", align_corners=False
         )
@@ -143,10 +163,8 @@ class CrossIdentityReconstructionHead(SSLHead):
             self.id_encoder(swapped_pooled), targets_id, self.distance
         )
         if self.weights["cycle"] > 0:
-            terms["cycle"] = F.l1_loss(self.decoder(au_swapped, id_a), small)
+            terms["cycle"] = F.l1_loss(render(au_swapped, id_a, mean_a), small)
         loss = sum(self.weights[name] * value for name, value in terms.items())
         logs = {name: value.detach() for name, value in terms.items()}
-        with torch.no_grad():  # area downsampling is linear: the mean of the small frames
-            mean = F.interpolate(frames.mean(dim=1), size=self.render_size, mode="area")
-            logs["clip_mean_l1"] = F.l1_loss(mean.repeat_interleave(count, dim=0), small)
+        logs["clip_mean_l1"] = F.l1_loss(mean_a, small).detach()
         return HeadOutput(loss, logs)
