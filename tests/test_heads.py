@@ -243,6 +243,27 @@ def test_inpainting_head_logs_its_trivial_baseline(backbone):
     assert set(output.logs) == {"ring_l1"} and output.logs["ring_l1"] > 0
 
 
+def test_inpainting_clip_mean_base_predicts_residuals_on_the_clip_mean_patch(backbone):
+    """With ``patch_base="clip_mean"`` a silent decoder reconstructs each masked patch as the
+    clip's mean frame's patch: the loss equals the logged trivial baseline, which is 0 for a
+    still clip (every frame is the clip mean) and not for a moving one."""
+    head = make_head("inpaint", patch_base="clip_mean")
+    head.attach(backbone, SPEC)
+    torch.nn.init.zeros_(head.to_pixels[-1].weight)
+    torch.nn.init.zeros_(head.to_pixels[-1].bias)
+    batch = make_batch()
+    still = dataclasses.replace(
+        batch, frames=batch.frames[:, :, :1].expand_as(batch.frames).contiguous()
+    )
+    for clip, moving in [(batch, True), (still, False)]:
+        output = head(clip, features_of(backbone, clip), backbone)
+        assert set(output.logs) == {"clip_mean_l1"}
+        assert output.loss.item() == pytest.approx(output.logs["clip_mean_l1"].item(), abs=1e-6)
+        assert (output.loss.item() > 1e-3) is moving
+    with pytest.raises(ValueError, match="patch_base"):
+        make_head("inpaint", patch_base="ring")
+
+
 def test_inpainting_head_takes_the_number_of_rois_from_the_data(backbone):
     head = RoIInpaintingHead(num_masked=2)
     head.attach(backbone, SPEC)

@@ -12,6 +12,7 @@ from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
 from aurep.models.backbone import Backbone
 
 FILLS = ("zero", "mean", "noise")
+PATCH_BASES = ("none", "clip_mean")
 
 
 def box_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -97,8 +98,11 @@ class RoIInpaintingHead(SSLHead):
     ``token_pool`` cells, flattened, projected to ``dim``); the learned per-RoI embedding
     (the AU relation embedding, (R, dim)) is added to every token and a learned mask token to
     the masked ones; a ``depth``-layer transformer encoder mixes them; a linear layer decodes
-    each token to its 3 x ``patch_size`` x ``patch_size`` pixels. Loss: L1 against roi_align of
-    the original image, over masked RoIs only.
+    each token to its 3 x ``patch_size`` x ``patch_size`` pixels, either the patch itself
+    (``patch_base="none"``, the paper) or its change from the same box in the clip's mean frame
+    (``"clip_mean"``: the person's look is removed from the target, what is left is how this
+    frame's region differs from the clip's average). Loss: L1 against roi_align of the original
+    image, over masked RoIs only.
 
     Args:
         num_masked: RoIs masked per image k (1 <= k <= R; R, the RoIs per frame, comes from
@@ -113,11 +117,14 @@ class RoIInpaintingHead(SSLHead):
             = B * frames_per_clip).
         feature_level: index into the backbone's returned maps (its ``levels``), -1 = deepest.
         token_pool: roi_align output side used to build each token.
+        patch_base: ``none`` = tokens decode to patches; ``clip_mean`` = to residuals added to
+            the clip's mean frame's patch in the same box.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
-    Logs: ``ring_l1``, the same L1 for the trivial fill of :func:`ring_mean_patches` (each
-    masked RoI as the mean colour around it): the loss must fall below it to show that the
-    relation module recovers more than the local colour.
+    Logs: the same L1 for the trivial fill, which the loss must fall below to show that the
+    relation module recovers more than it: ``ring_l1`` (``patch_base="none"``,
+    :func:`ring_mean_patches`, each masked RoI as the mean colour around it) or
+    ``clip_mean_l1`` (``"clip_mean"``, a zero residual: the clip's mean patch).
     """
 
     needs = BatchNeeds(rois=True)
@@ -134,6 +141,7 @@ class RoIInpaintingHead(SSLHead):
         feature_level: int = -2,
         token_pool: int = 2,
         num_rois: int | None = None,
+        patch_base: str = "none",
         weight: float = 1.0,
     ):
         super().__init__(weight)
@@ -143,6 +151,9 @@ class RoIInpaintingHead(SSLHead):
             raise ValueError(f"fill must be one of {FILLS}, got {fill!r}")
         if frames_per_clip < 1:
             raise ValueError(f"frames_per_clip must be >= 1, got {frames_per_clip}")
+        if patch_base not in PATCH_BASES:
+            raise ValueError(f"patch_base must be one of {PATCH_BASES}, got {patch_base!r}")
+        self.patch_base = patch_base
         self.num_rois, self.num_masked = num_rois, num_masked
         self.patch_size, self.dim = patch_size, dim
         self.fill, self.frames_per_clip = fill, frames_per_clip
@@ -205,8 +216,15 @@ class RoIInpaintingHead(SSLHead):
         tokens = tokens + self.relation_embedding + masked[..., None] * self.mask_token
         patches = self.to_pixels(self.relation(tokens))
         prediction = patches.view(len(images), rois, 3, self.patch_size, self.patch_size)
+        if self.patch_base == "none":
+            with torch.no_grad():
+                trivial = ring_mean_patches(images, boxes, masked, self.patch_size)
+            name = "ring_l1"
+        else:  # each picked frame's clip mean (view 0), cut in the frame's own boxes
+            means = batch.frames[:, 0].mean(dim=1).repeat_interleave(len(picked), dim=0)
+            trivial = roi_patches(means, boxes, self.patch_size)
+            prediction = prediction + trivial
+            name = "clip_mean_l1"
         loss = masked_patch_l1(prediction, images, boxes, masked)
-        with torch.no_grad():
-            trivial = ring_mean_patches(images, boxes, masked, self.patch_size)
-            ring_l1 = masked_patch_l1(trivial, images, boxes, masked)
-        return HeadOutput(loss, {"ring_l1": ring_l1})
+        baseline = masked_patch_l1(trivial, images, boxes, masked).detach()
+        return HeadOutput(loss, {name: baseline})
