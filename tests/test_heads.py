@@ -34,7 +34,7 @@ from aurep.heads import (
 from aurep.heads.clip_invariance import between_clip_share
 from aurep.heads.identity_adversary import IdentityAdversaryHead, reverse_gradient
 from aurep.heads.landmark_shape import LandmarkShapeHead
-from aurep.heads.optical_flow import displacement_from_clip_start
+from aurep.heads.optical_flow import displacement_from_clip_start, without_affine_motion
 from aurep.heads.roi_inpainting import ring_mean_patches
 from aurep.models.backbone import Backbone
 
@@ -488,6 +488,39 @@ def test_flow_clip_relative_regresses_displacement_from_the_clip_start(backbone)
     assert output.logs["zero_epe"] > 1e-3  # predicting no motion is not perfect here
     batch.flow[:, 0, 1] += 1.0  # frame 1 moved: frames 1..T-1 shift against frame 0
     assert head(batch, features, backbone).loss.item() > 0.1
+
+
+def test_without_affine_motion_keeps_only_local_deformation():
+    """An affine field (shift, rotation, zoom) is removed entirely; a field with no affine
+    part (a bump at the centre, minus its own fit) is kept; the sum is split into the two."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, GRID), torch.linspace(-1, 1, GRID), indexing="ij")
+    affine = torch.stack([0.7 + 0.2 * xs - 0.3 * ys, -0.4 + 0.3 * xs + 0.2 * ys])
+    bump = torch.exp(-(xs**2 + ys**2) / 0.1).expand(2, GRID, GRID)
+    local = without_affine_motion(bump)
+    assert without_affine_motion(affine).abs().max() < 1e-5
+    torch.testing.assert_close(without_affine_motion(local), local, atol=1e-5, rtol=0)
+    torch.testing.assert_close(without_affine_motion(affine + local), local, atol=1e-5, rtol=0)
+    assert local.abs().max() > 0.5
+
+
+def test_flow_head_without_global_motion_ignores_a_shaking_face(backbone):
+    """With ``global_motion="affine"`` a target made of per-frame affine shakes costs a silent
+    decoder nothing; with the stored flow it does."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, GRID), torch.linspace(-1, 1, GRID), indexing="ij")
+    shakes = torch.randn(B, 2, T, 2, 3)  # per frame and component: a + b x + c y
+    basis = torch.stack([torch.ones_like(xs), xs, ys])  # (3, GRID, GRID)
+    batch = make_batch(flow=False)
+    batch.flow = torch.einsum("bvtck,kyx->bvtcyx", shakes, basis)
+    features = features_of(backbone, batch)
+    for global_motion, free in [("keep", False), ("affine", True)]:
+        head = make_head("flow", global_motion=global_motion)
+        head.attach(backbone, SPEC)
+        torch.nn.init.zeros_(head.decoder[-1][-1].weight)
+        torch.nn.init.zeros_(head.decoder[-1][-1].bias)
+        loss = head(batch, features, backbone).loss.item()
+        assert (loss < 1e-4) is free
+    with pytest.raises(ValueError, match="global_motion"):
+        make_head("flow", global_motion="translation")
 
 
 @pytest.mark.parametrize("clip_centred", [False, True])

@@ -14,6 +14,24 @@ from aurep.models.backbone import Backbone
 
 FLOW_LOSSES = ("epe", "smooth_l1")
 REFERENCES = ("previous", "clip_relative")
+GLOBAL_MOTIONS = ("keep", "affine")
+
+
+def without_affine_motion(flow: torch.Tensor) -> torch.Tensor:
+    """flow: (..., 2, h, w) pixels -> the same minus each field's least-squares affine motion
+    (u and v each fitted by a + b x + c y over the grid): what is left is local deformation,
+    not the shift, rotation or zoom of the whole face."""
+    height, width = flow.shape[-2:]
+    ys, xs = torch.meshgrid(
+        torch.linspace(-1, 1, height, device=flow.device, dtype=flow.dtype),
+        torch.linspace(-1, 1, width, device=flow.device, dtype=flow.dtype),
+        indexing="ij",
+    )
+    basis = torch.stack([torch.ones_like(xs), xs, ys], dim=-1).view(height * width, 3)
+    orthonormal, _ = torch.linalg.qr(basis)  # (h * w, 3)
+    values = flow.flatten(-2)  # (..., 2, h * w)
+    fitted = (values @ orthonormal) @ orthonormal.T
+    return (values - fitted).view_as(flow)
 
 
 def displacement_from_clip_start(flow: torch.Tensor) -> torch.Tensor:
@@ -42,6 +60,9 @@ class OpticalFlowHead(SSLHead):
             target both centred on the clip, so one frame predicts where its face points are
             relative to the clip's other frames (the data's targets must be from the previous
             clip frame: ``ClipSpec.flow_from_previous``).
+        global_motion: ``keep`` = the flow as stored; ``affine`` = each frame's least-squares
+            affine motion removed from target and prediction (:func:`without_affine_motion`),
+            so alignment jitter and head motion are not regressed, only how the face deforms.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
     Logs: ``epe`` (pixels) when the loss is not the EPE itself; ``zero_epe``, the EPE of
@@ -57,6 +78,7 @@ class OpticalFlowHead(SSLHead):
         upsample_blocks: int = 2,
         loss: str = "epe",
         reference: str = "previous",
+        global_motion: str = "keep",
         weight: float = 1.0,
     ):
         super().__init__(weight)
@@ -66,7 +88,12 @@ class OpticalFlowHead(SSLHead):
             raise ValueError(
                 f"OpticalFlowHead reference must be one of {REFERENCES}, got {reference!r}"
             )
-        self.reference = reference
+        if global_motion not in GLOBAL_MOTIONS:
+            raise ValueError(
+                f"OpticalFlowHead global_motion must be one of {GLOBAL_MOTIONS}, "
+                f"got {global_motion!r}"
+            )
+        self.reference, self.global_motion = reference, global_motion
         self.feature_level, self.width = feature_level, width
         self.upsample_blocks, self.loss_kind = upsample_blocks, loss
 
@@ -109,6 +136,8 @@ class OpticalFlowHead(SSLHead):
         if self.reference == "clip_relative":
             target = clip_centred(displacement_from_clip_start(target))
             prediction = clip_centred(prediction)
+        if self.global_motion == "affine":
+            target, prediction = without_affine_motion(target), without_affine_motion(prediction)
         epe = end_point_error(prediction, target)
         logs = {"zero_epe": end_point_error(torch.zeros_like(target), target)}
         if self.loss_kind == "epe":
