@@ -77,7 +77,7 @@ from aurep.metrics import AUScores
 from aurep.models.backbone import Backbone
 from aurep.models.checkpoints import load_backbone, read_checkpoint
 from aurep.synth import generate_corpus
-from aurep.synth.corpus import GENERATOR_VERSION
+from aurep.synth.corpus import FLOW_SETTINGS, GENERATOR_VERSION
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
@@ -208,11 +208,13 @@ def uses_labels(config: str) -> bool:
 
 
 def make_corpus(corpus: Corpus, mode: Mode, work: Path) -> Path:
-    """Generate (once per generator version) the corpus of ``mode``'s size; its directory."""
+    """Generate (once per generator version and flow settings) the corpus of ``mode``'s size;
+    its directory."""
     root = work / "corpora" / f"{corpus.name}-c{mode.clips_per_identity}-f{mode.frames}"
     meta = root / META_FILE
-    made_by = json.loads(meta.read_text())["generator"]["version"] if meta.exists() else None
-    if made_by != GENERATOR_VERSION:
+    recorded = json.loads(meta.read_text()) if meta.exists() else {}
+    made_by = (recorded.get("generator", {}).get("version"), recorded.get("flow"))
+    if made_by != (GENERATOR_VERSION, FLOW_SETTINGS):
         generate_corpus(
             root,
             clips_per_identity=mode.clips_per_identity,

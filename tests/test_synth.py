@@ -158,7 +158,7 @@ def test_corpus_reads_back(tmp_path):
     ]
     assert dataset.au_codes == list(SYNTH_AUS) and dataset.image_size == SIZE
     assert dataset.meta["source"] == "synth"
-    assert dataset.meta["flow"] == {"delta": 1, "grid": 28, "method": "dis"}
+    assert dataset.meta["flow"] == {"delta": 1, "grid": 28, "method": "farneback"}
     assert dataset.frames("S001_C01").shape == (6, SIZE, SIZE, 3)
     assert dataset.landmarks("S001_C01").shape == (6, 68, 2)
     assert dataset.array("S001_C01", "flow").shape == (6, 2, 28, 28)
