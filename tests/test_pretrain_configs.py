@@ -16,11 +16,7 @@ BASE = PRETRAIN / "base.yaml"
 FRAGMENTS = sorted(PRETRAIN.glob("heads/*.yaml")) + sorted(
     path for path in PRETRAIN.glob("*.yaml") if path != BASE
 )
-TINY = [
-    *TINY_FIT,
-    "--data.init_args.clips_per_epoch=8",
-    "--data.init_args.stride=1",
-]  # 8-frame videos
+TINY = [*TINY_FIT, "--data.init_args.clips_per_epoch=8"]
 
 
 def fit(fragment: Path, corpus: Path, *extra: str) -> int:

@@ -221,6 +221,7 @@ def test_nan_loss_stops_training_naming_the_head(tiny_corpus, tmp_path, monkeypa
             "--model.init_args.backbone=test_resnet",
             "--data.init_args.image_size=32",
             "--data.init_args.num_workers=0",
+            "--data.init_args.stride=1",
             "--trainer.max_epochs=1",
             "--trainer.enable_progress_bar=false",
         ]
