@@ -182,7 +182,7 @@ class ClipDataset(Dataset):
         rng = np.random.default_rng(seed)
         views = []
         for _ in range(needs.views):
-            view = self.geometry.sample(rng, frames.shape[1])
+            view = self.geometry.sample(rng, frames.shape[1], len(frames))
             item = {"frames": view.frames(frames).transpose(0, 3, 1, 2)}
             if landmarks is not None:
                 points = view.points(landmarks)

@@ -110,8 +110,11 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             roi_size / roi_unit: box side as a face-width fraction (``"face"``) or pixels.
         flip_prob, scale, rotation, translation: per-view geometric augmentation
             (see :class:`~aurep.data.transforms.GeometricAugment`); also used for validation.
+        frame_scale, frame_rotation, frame_translation: the same ranges for an extra affine of
+            every frame (0 = off): a face's motion inside a clip then differs between views.
         colour_jitter, jitter_prob, grayscale_prob: per-view colour augmentation on the device,
-            training only (see :class:`~aurep.data.transforms.DeviceAugment`).
+            training only (see :class:`~aurep.data.transforms.DeviceAugment`);
+            frame_colour_jitter: an extra colour jitter of every frame (zeros = off).
         val_fraction: share of identities held out for validation (at least 2 when > 0).
         train_subjects / val_subjects: explicit identity lists instead of ``val_fraction``.
         exclude_subjects: identities never used (e.g. kept for the AU quality benchmark).
@@ -139,9 +142,13 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         scale: float = 0.1,
         rotation: float = 10.0,
         translation: float = 0.05,
+        frame_scale: float = 0.0,
+        frame_rotation: float = 0.0,
+        frame_translation: float = 0.0,
         colour_jitter: tuple[float, float, float, float] = (0.4, 0.4, 0.4, 0.1),
         jitter_prob: float = 0.8,
         grayscale_prob: float = 0.2,
+        frame_colour_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
         val_fraction: float = 0.1,
         train_subjects: list[str] | None = None,
         val_subjects: list[str] | None = None,
@@ -187,8 +194,19 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         self.train_index = self._index(self.train_subjects, arrays)
         self.val_index = self._index(self.val_subjects, arrays) if self.val_subjects else None
         self.image_size = self.dataset.image_size if image_size is None else image_size
-        self.geometry = GeometricAugment(self.image_size, flip_prob, scale, rotation, translation)
-        self.device_augment = DeviceAugment(colour_jitter, jitter_prob, grayscale_prob)
+        self.geometry = GeometricAugment(
+            self.image_size,
+            flip_prob,
+            scale,
+            rotation,
+            translation,
+            frame_scale,
+            frame_rotation,
+            frame_translation,
+        )
+        self.device_augment = DeviceAugment(
+            colour_jitter, jitter_prob, grayscale_prob, frame_colour_jitter
+        )
         self.needs = BatchNeeds(
             views=num_views or 2, flow=self.has_flow, rois=True, landmarks=True, partner=True
         )
