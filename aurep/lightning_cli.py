@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from argparse import ArgumentError
 
@@ -10,6 +11,7 @@ from pytorch_lightning.cli import LightningArgumentParser, LightningCLI
 
 from aurep.callbacks import LoggedConfigCallback, check_checkpoint_folders
 from aurep.config_errors import config_error_line
+from aurep.config_fragments import config_paths, dropped_heads
 from aurep.models.backbone import Backbone
 
 
@@ -29,7 +31,8 @@ class AurepCLI(LightningCLI):
     checkpoints under whatever run directory a later fragment or ``--trainer.default_root_dir``
     names.
 
-    Checks before anything is written: config errors (a typo'd key gets a did-you-mean) raise
+    Checks before anything is written: a warning for every ``--config`` that drops heads an
+    earlier one named (:func:`~aurep.config_fragments.dropped_heads`); config errors (a typo'd key gets a did-you-mean) raise
     :class:`ConfigError`; a fixed-size backbone (ViT) must match the data's ``image_size``;
     ``fit`` refuses ``--ckpt_path last`` without a checkpoint and a fresh run beside an earlier
     run's checkpoints (:func:`~aurep.callbacks.check_checkpoint_folders`). ``fit`` ends by
@@ -48,6 +51,8 @@ class AurepCLI(LightningCLI):
         parser.link_arguments("data.au_codes", "model.init_args.au_codes", apply_on="instantiate")
 
     def parse_arguments(self, parser: LightningArgumentParser, args) -> None:
+        for message in dropped_heads(config_paths(sys.argv[1:] if args is None else args)):
+            print(f"aurep: warning: {message}", file=sys.stderr)
         try:
             with warnings.catch_warnings():  # aurep passes args only when not from sys.argv
                 warnings.filterwarnings("ignore", message="LightningCLI's args parameter")

@@ -189,3 +189,18 @@ def test_no_config_says_which_to_give(capsys):
         "give a config, e.g. --config configs/pretrain/base.yaml --config "
         "configs/pretrain/clp.yaml (or configs/eval/*.yaml for AU detection)"
     )
+
+
+def test_a_later_config_that_drops_heads_is_warned_about(fit, capsys, tmp_path):
+    landmark = CONFIGS / "pretrain" / "landmark_invariant.yaml"
+    kept = tmp_path / "kept.yaml"  # names the same heads again: nothing dropped
+    kept.write_text(landmark.read_text())
+    assert fit(f"--config={kept}", "--trainer.max_epochz=1", config=landmark) == 1
+    assert "warning" not in capsys.readouterr().err
+    assert fit(f"--config={FLOW}", "--trainer.max_epochz=1", config=landmark) == 1
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [
+        f"aurep: warning: {FLOW} replaces the heads of {landmark}, dropping landmark_shape, "
+        "invariance (a later --config replaces model.init_args.heads as a whole: list every "
+        "head in the last file that names heads)"
+    ]
