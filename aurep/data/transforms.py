@@ -6,8 +6,8 @@ of evaluation, embeddings and inference), then warped with OpenCV by one random 
 (flip, scale, rotation, translation; identity when augmentation is off), so the T frames of a
 view share it; an optional small affine per frame on top (``frame_*``, off by default) moves
 each frame of a clip independently, so how a face moves inside a clip (alignment jitter) is
-no longer the same in two views. The composed matrix (resize, then augmentation) moves landmarks and resamples flow
-fields; flow vectors are multiplied by its linear part, so a flip negates dx and a resize scales
+no longer the same in two views. The composed matrix (resize, then augmentation) moves
+landmarks and resamples flow fields; flow vectors are multiplied by its linear part, so a flip negates dx and a resize scales
 the values. A flip also permutes landmark indices (iBUG left <-> right), so index 36
 stays the image-left outer eye corner. Coordinates follow OpenCV: pixel centres are integers,
 ``x = 0`` is the centre of the first column, a flip maps ``x -> W - 1 - x``.
@@ -87,24 +87,28 @@ class ViewTransform:
         """(2, 3) affine from input pixels to output pixels: the resize, then ``augment``."""
         return (_homogeneous(self.augment) @ _resize_matrix(self.in_size, self.out_size))[:2]
 
-    def frame_matrices(self, frames: int) -> np.ndarray:
-        """(T, 2, 3) affine of each of ``frames`` frames from input to output pixels."""
+    def _frame_augments(self, frames: int) -> np.ndarray:
+        """(T, 2, 3) affine of each of ``frames`` frames on output pixels: ``augment``, then
+        the frame's own (if any)."""
         if self.frame_augment is None:
-            return np.broadcast_to(self.matrix, (frames, 2, 3))
+            return np.broadcast_to(self.augment, (frames, 2, 3))
         if len(self.frame_augment) != frames:
             raise ValueError(
                 f"this view has {len(self.frame_augment)} frame affines, got {frames} frames"
             )
-        return (_homogeneous(self.frame_augment) @ _homogeneous(self.matrix))[:, :2]
+        return (_homogeneous(self.frame_augment) @ _homogeneous(self.augment))[:, :2]
+
+    def frame_matrices(self, frames: int) -> np.ndarray:
+        """(T, 2, 3) affine of each of ``frames`` frames from input to output pixels."""
+        resize = _resize_matrix(self.in_size, self.out_size)
+        return (_homogeneous(self._frame_augments(frames)) @ resize)[:, :2]
 
     def frames(self, frames: np.ndarray) -> np.ndarray:
         """uint8 (T, H, W, 3) -> uint8 (T, out, out, 3); black outside the source."""
         resized = resize_frames(frames, self.out_size)
         if self.frame_augment is None and np.array_equal(self.augment, np.eye(2, 3)):
             return resized  # augmentation off
-        augments = np.broadcast_to(self.augment, (len(resized), 2, 3))
-        if self.frame_augment is not None:
-            augments = (_homogeneous(self.frame_augment) @ _homogeneous(augments))[:, :2]
+        augments = self._frame_augments(len(resized))
         size = (self.out_size, self.out_size)
         return np.stack(
             [
@@ -133,25 +137,28 @@ class ViewTransform:
         frame t - 1's pixels. Its field is resampled on its own grid with frame t - 1's affine
         M' and its vectors are multiplied by the linear part of frame t's affine M; with
         ``frame_augment`` the motion of the frame itself, ``(M M'^-1 - I) x`` at output pixel
-        x, is added (frame 0 counts as moved like frame 0). Zero flow outside the source
-        when the frames share one affine.
+        x, is added (target 0 takes frame 0 as its own predecessor). Zero flow outside the
+        source when the frames share one affine.
         """
         count, grid = len(flow), flow.shape[-1]
         matrices = _homogeneous(self.frame_matrices(count))
         sources = np.concatenate([matrices[:1], matrices[:-1]])  # frame t - 1's affine
         from_grid = np.linalg.inv(_resize_matrix(self.in_size, grid))
         to_grid = _resize_matrix(self.out_size, grid)
-        x, y = np.meshgrid(np.arange(grid), np.arange(grid))
-        cells = np.stack([x.ravel(), y.ravel(), np.ones(grid * grid)])  # (3, g * g): x, y, 1
-        pixels = np.linalg.inv(to_grid) @ cells  # output pixels of the grid cells
+        if self.frame_augment is not None:
+            x, y = np.meshgrid(np.arange(grid), np.arange(grid))
+            cells = np.stack([x.ravel(), y.ravel(), np.ones(grid * grid)])  # (3, g * g)
+            pixels = np.linalg.inv(to_grid) @ cells  # output pixels of the grid cells
         fields = np.asarray(flow, dtype=np.float32).transpose(0, 2, 3, 1)  # (T, g, g, 2)
         moved = []
         for field, matrix, source in zip(fields, matrices, sources, strict=True):
             on_grid = (to_grid @ source @ from_grid)[:2]
             warped = cv2.warpAffine(field, on_grid, (grid, grid), flags=cv2.INTER_LINEAR)
             vectors = warped @ matrix[:2, :2].T.astype(np.float32)
-            frame_motion = ((matrix @ np.linalg.inv(source) - np.eye(3)) @ pixels)[:2]
-            moved.append(vectors + frame_motion.T.reshape(grid, grid, 2).astype(np.float32))
+            if self.frame_augment is not None:
+                frame_motion = ((matrix @ np.linalg.inv(source) - np.eye(3)) @ pixels)[:2]
+                vectors += frame_motion.T.reshape(grid, grid, 2).astype(np.float32)
+            moved.append(vectors)
         return np.ascontiguousarray(np.stack(moved).transpose(0, 3, 1, 2))
 
 
