@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import math
 
 import pytest
@@ -274,8 +275,9 @@ def test_inpainting_head_takes_the_number_of_rois_from_the_data(backbone):
         RoIInpaintingHead(num_masked=R + 1).attach(backbone, SPEC)
 
 
-def test_flow_head_needs_flow_and_is_zero_on_perfect_prediction(backbone):
-    head = make_head("flow")
+@pytest.mark.parametrize("decoder", ["map", "pooled"])
+def test_flow_head_needs_flow_and_is_zero_on_perfect_prediction(backbone, decoder):
+    head = make_head("flow", decoder=decoder)
     head.attach(backbone, SPEC)
     head.eval()
     batch = make_batch(flow=False)
@@ -283,7 +285,7 @@ def test_flow_head_needs_flow_and_is_zero_on_perfect_prediction(backbone):
     with pytest.raises(ValueError, match="OpticalFlowHead"):
         head(batch, features, backbone)
     with torch.no_grad():
-        perfect = head.predict(features.map.flatten(0, 1), (GRID, GRID)).unflatten(0, (B, T))
+        perfect = head.predict(features, (GRID, GRID))
     batch.flow = torch.stack([perfect, torch.randn_like(perfect)], dim=1)
     assert head(batch, features, backbone).loss.item() == pytest.approx(0.0, abs=1e-6)
     batch.flow = batch.flow + 1.0
@@ -442,7 +444,11 @@ def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
 
 @pytest.mark.parametrize(
     ("head_class", "module"),
-    [(LandmarkShapeHead, "regressor"), (IdentityAdversaryHead, "classifier")],
+    [
+        (LandmarkShapeHead, "regressor"),
+        (IdentityAdversaryHead, "classifier"),
+        (functools.partial(OpticalFlowHead, decoder="pooled"), "regressor"),
+    ],
 )
 @pytest.mark.parametrize(("hidden_dim", "linear"), [(0, True), (32, False)])
 def test_hidden_dim_zero_gives_a_linear_map(backbone, head_class, module, hidden_dim, linear):
@@ -477,7 +483,7 @@ def test_flow_clip_relative_regresses_displacement_from_the_clip_start(backbone)
     batch = make_batch(flow=False)
     features = features_of(backbone, batch)
     with torch.no_grad():
-        predicted = head.predict(features.map.flatten(0, 1), (GRID, GRID)).unflatten(0, (B, T))
+        predicted = head.predict(features, (GRID, GRID))
     offset = torch.randn(B, 1, 2, GRID, GRID)  # per clip: invisible to a clip-relative loss
     first_steps = predicted - predicted[:, :1] + offset
     # motion from the previous frame that sums to the prediction: its differences
@@ -521,6 +527,31 @@ def test_flow_head_without_global_motion_ignores_a_shaking_face(backbone):
         assert (loss < 1e-4) is free
     with pytest.raises(ValueError, match="global_motion"):
         make_head("flow", global_motion="translation")
+
+
+@pytest.mark.parametrize(
+    ("decoder", "feature_level", "deepest_trained"),
+    [
+        ("map", -2, False),
+        ("map", -1, True),
+        ("pooled", -2, True),
+    ],
+)
+def test_flow_decoder_source_decides_which_stages_learn(
+    backbone, decoder, feature_level, deepest_trained
+):
+    """A map decoder on the second-deepest map sends the deepest stage no gradient (the
+    pooled feature the probes read stays at its initialisation); the pooled decoder trains it."""
+    head = make_head("flow", decoder=decoder, feature_level=feature_level)
+    head.attach(backbone, SPEC)
+    batch = make_batch()
+    head(batch, features_of(backbone, batch), backbone).loss.backward()
+    deepest_stage = [p for n, p in backbone.named_parameters() if n.startswith("model.layer4")]
+    assert deepest_stage
+    got_gradient = any(p.grad is not None and p.grad.abs().sum() > 0 for p in deepest_stage)
+    assert got_gradient is deepest_trained
+    with pytest.raises(ValueError, match="decoder"):
+        make_head("flow", decoder="pixels")
 
 
 @pytest.mark.parametrize("clip_centred", [False, True])

@@ -98,6 +98,23 @@ def test_every_head_sends_gradients_to_the_shared_backbone(datamodule, batch):
         assert grads and sum(g.abs().sum() for g in grads) > 0, name
 
 
+@pytest.mark.parametrize(("decoder", "warned"), [("map", True), ("pooled", False)])
+def test_a_backbone_stage_no_head_trains_is_named_once(datamodule, batch, capsys, decoder, warned):
+    """A flow decoder on the second-deepest map leaves the deepest stage, which the pooled
+    feature passes through, without gradient: one warning names it; the pooled decoder does not."""
+    flow = OpticalFlowHead(width=16, feature_level=-2, decoder=decoder)
+    task = PretrainTask({"flow": flow}, backbone="test_resnet", au_codes=datamodule.au_codes)
+    task.attach(datamodule.provide(task.model.needs()))
+    assert all(p.grad is None for p in task.backbone.parameters())  # the check leaves none
+    for _ in range(2):
+        task.zero_grad()
+        task.model(batch).loss.backward()
+        task.on_after_backward()
+    err = capsys.readouterr().err
+    assert err.count("aurep: warning") == int(warned)
+    assert ("stage(s) layer4:" in err) is warned
+
+
 def test_the_total_is_the_weighted_sum_of_the_head_losses(datamodule, batch):
     heads = make_heads(("cross_identity", "flow"))
     heads["flow"].weight = 0.25

@@ -164,6 +164,38 @@ def frozen_running_stats(module: nn.Module) -> Iterator[None]:
             norm.num_batches_tracked.copy_(count)
 
 
+def pooled_parameters(backbone: Backbone, image_size: int) -> list[str]:
+    """Names of the backbone parameters the pooled feature depends on: those a gradient of
+    ``pooled.sum()`` reaches on a (2, 3, S, S) random batch (running statistics and existing
+    gradients are left as they were)."""
+    params = dict(backbone.named_parameters())
+    saved = {name: p.grad for name, p in params.items()}
+    images = torch.randn(2, 3, image_size, image_size, device=next(iter(params.values())).device)
+    try:
+        with frozen_running_stats(backbone):
+            backbone(images).pooled.sum().backward()
+        return [name for name, p in params.items() if p.requires_grad and p.grad is not None]
+    finally:
+        for name, p in params.items():
+            p.grad = saved[name]
+
+
+def stages_without_gradient(backbone: Backbone, names: list[str]) -> list[str]:
+    """The backbone stages (``layer4``; ``blocks.11`` where the first part of a parameter's
+    name is a container of numbered stages) holding a parameter of ``names`` that no loss
+    reached in the last backward pass (gradient None; a zero gradient, as timm's
+    zero-initialised last BatchNorm of a block gives its branch at the first step, counts as
+    reached), in order of first appearance."""
+    params = dict(backbone.named_parameters())
+    stages: dict[str, None] = {}
+    for name in names:
+        if params[name].grad is None:
+            first, second = [*name.removeprefix("model.").split("."), ""][:2]
+            numbered = not any(c.isdigit() for c in first) and second.isdigit()
+            stages[f"{first}.{second}" if numbered else first] = None
+    return list(stages)
+
+
 def check_finite(name: str, loss: torch.Tensor) -> None:
     """FloatingPointError naming the term when ``loss`` is NaN or infinite."""
     if not torch.isfinite(loss):

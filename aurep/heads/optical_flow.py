@@ -8,13 +8,14 @@ from torch import nn
 
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
-from aurep.heads.layers import clip_centred, upsampling_decoder
+from aurep.heads.layers import clip_centred, mlp, upsampling_decoder
 from aurep.heads.losses import end_point_error
 from aurep.models.backbone import Backbone
 
 FLOW_LOSSES = ("epe", "smooth_l1")
 REFERENCES = ("previous", "clip_relative")
 GLOBAL_MOTIONS = ("keep", "affine")
+DECODERS = ("map", "pooled")
 
 
 def without_affine_motion(flow: torch.Tensor) -> torch.Tensor:
@@ -42,17 +43,25 @@ def displacement_from_clip_start(flow: torch.Tensor) -> torch.Tensor:
 
 
 class OpticalFlowHead(SSLHead):
-    """Light upsampling decoder from view 0's feature map of frame t to the flow from t - delta
-    to t (``batch.flow``, (B, V, T, 2, h, w), pixels). Every frame of view 0 is used; no extra
+    """Decoder from view 0's features of frame t to the flow from t - delta to t
+    (``batch.flow``, (B, V, T, 2, h, w), pixels). Every frame of view 0 is used; no extra
     backbone pass.
 
-    The decoder: 1x1 conv to ``width`` channels, ``upsample_blocks`` bilinear x2 blocks, a 3x3
-    conv to 2 channels, then bilinear resizing to the target grid h x w.
+    ``decoder="map"`` (RTATL): a light upsampling decoder on one feature map: 1x1 conv to
+    ``width`` channels, ``upsample_blocks`` bilinear x2 blocks, a 3x3 conv to 2 channels, then
+    bilinear resizing to the target grid h x w. Backbone stages deeper than ``feature_level``
+    get no gradient from it. ``decoder="pooled"``: a linear map (or MLP, ``hidden_dim``) from
+    the pooled feature, the vector AU probes read, to a ``pooled_grid`` x ``pooled_grid`` field,
+    bilinearly resized to h x w (still linear in the pooled feature): every stage is trained and
+    the motion must be carried the way a linear probe reads it, as the landmark-shape head does.
 
     Args:
-        feature_level: index into the backbone's returned maps, -1 = deepest.
-        width: decoder channels.
-        upsample_blocks: number of x2 upsampling blocks before the final resize.
+        decoder: ``map`` or ``pooled`` (above).
+        feature_level: ``map`` decoder: index into the backbone's returned maps, -1 = deepest.
+        width: ``map`` decoder channels.
+        upsample_blocks: ``map`` decoder: number of x2 upsampling blocks before the final resize.
+        pooled_grid: ``pooled`` decoder: side of the predicted field before the resize.
+        hidden_dim: ``pooled`` decoder: MLP hidden width, 0 = linear.
         loss: ``epe`` (mean end-point error, pixels) or ``smooth_l1`` (per component).
         reference: ``previous`` = RTATL's target, the flow from ``t - delta`` to t (a velocity:
             ill-posed from one still frame); ``clip_relative`` = each frame's displacement
@@ -79,9 +88,16 @@ class OpticalFlowHead(SSLHead):
         loss: str = "epe",
         reference: str = "previous",
         global_motion: str = "keep",
+        decoder: str = "map",
+        pooled_grid: int = 14,
+        hidden_dim: int = 0,
         weight: float = 1.0,
     ):
         super().__init__(weight)
+        if decoder not in DECODERS:
+            raise ValueError(f"OpticalFlowHead decoder must be one of {DECODERS}, got {decoder!r}")
+        if pooled_grid < 1:
+            raise ValueError(f"OpticalFlowHead pooled_grid must be >= 1, got {pooled_grid}")
         if loss not in FLOW_LOSSES:
             raise ValueError(f"OpticalFlowHead loss must be one of {FLOW_LOSSES}, got {loss!r}")
         if reference not in REFERENCES:
@@ -96,6 +112,7 @@ class OpticalFlowHead(SSLHead):
         self.reference, self.global_motion = reference, global_motion
         self.feature_level, self.width = feature_level, width
         self.upsample_blocks, self.loss_kind = upsample_blocks, loss
+        self.decoder_kind, self.pooled_grid, self.hidden_dim = decoder, pooled_grid, hidden_dim
 
     def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         """Build the decoder for the chosen map's channels."""
@@ -105,6 +122,10 @@ class OpticalFlowHead(SSLHead):
                 f"clip frame, but {spec.source} stores targets whose delta is neither 1 nor the "
                 "clip stride: rerun `aurep prepare flow` with --delta 1, or use reference=previous"
             )
+        if self.decoder_kind == "pooled":
+            outputs = 2 * self.pooled_grid**2
+            self.regressor = mlp(backbone.num_features, self.hidden_dim, outputs)
+            return
         try:
             channels = backbone.channels[self.feature_level]
         except IndexError:
@@ -118,10 +139,16 @@ class OpticalFlowHead(SSLHead):
             upsampling_decoder(self.width, self.width, self.upsample_blocks, 2),
         )
 
-    def predict(self, feature_map: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """feature_map: (N, C, h', w') -> flow (N, 2, h, w) in pixels for ``size`` = (h, w)."""
-        flow = self.decoder(feature_map)
-        return F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+    def predict(self, features: ClipFeatures, size: tuple[int, int]) -> torch.Tensor:
+        """View 0's features of B clips of T frames -> flow (B, T, 2, h, w) in pixels for
+        ``size`` = (h, w)."""
+        if self.decoder_kind == "pooled":
+            pooled = features.pooled.flatten(0, 1)  # (N, C)
+            flow = self.regressor(pooled).view(len(pooled), 2, self.pooled_grid, self.pooled_grid)
+        else:
+            flow = self.decoder(features.maps[self.feature_level].flatten(0, 1))
+        flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=False)
+        return flow.unflatten(0, features.pooled.shape[:2])
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
         if batch.flow is None:
@@ -130,9 +157,7 @@ class OpticalFlowHead(SSLHead):
                 "with flow (or drop the flow head)"
             )
         target = batch.flow[:, 0]  # (B, T, 2, h, w)
-        feature_map = features.maps[self.feature_level]
-        prediction = self.predict(feature_map.flatten(0, 1), target.shape[-2:])
-        prediction = prediction.unflatten(0, target.shape[:2])
+        prediction = self.predict(features, target.shape[-2:])
         if self.reference == "clip_relative":
             target = clip_centred(displacement_from_clip_start(target))
             prediction = clip_centred(prediction)

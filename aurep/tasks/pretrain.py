@@ -9,15 +9,19 @@ per-AU F1 whenever batches carry labels (it never changes the backbone).
 
 from __future__ import annotations
 
+import sys
+
 import pytorch_lightning as pl
 import torch
 from pytorch_lightning.cli import LRSchedulerCallable, OptimizerCallable
+from pytorch_lightning.utilities import rank_zero_only
 from torch import nn
 
 from aurep.au import au_column
-from aurep.data.batch import ClipBatch
+from aurep.data.batch import ClipBatch, ClipSpec
 from aurep.data.prepared import DatasetError
 from aurep.heads import AUClassifier, PretrainModel, SSLHead, masked_bce
+from aurep.heads.multitask import pooled_parameters, stages_without_gradient
 from aurep.metrics import AUDetectionMetrics
 from aurep.models.backbone import Backbone
 
@@ -80,6 +84,7 @@ class PretrainTask(pl.LightningModule):
         )
         self.register_buffer("au_pos_weight", torch.ones(num_aus), persistent=False)
         self._stepped_at = -1
+        self._pooled_parameters: list[str] | None = None  # checked after the first backward
         self.optimizer_factory = optimizer
         self.scheduler_factory = lr_scheduler
 
@@ -96,13 +101,20 @@ class PretrainTask(pl.LightningModule):
                 "PretrainTask needs a clip DataModule with provide() "
                 "(e.g. aurep.data.datamodules.ClipDataModule)"
             )
-        self.model.attach(datamodule.provide(self.model.needs()))
+        self.attach(datamodule.provide(self.model.needs()))
         pos_weight = getattr(datamodule, "pos_weight", None)
         if pos_weight is not None and len(pos_weight) == len(self.au_codes):
             weights = torch.as_tensor(pos_weight, dtype=torch.float32)
             self.au_pos_weight.copy_(weights)
             if self.model.au_head is not None:
                 self.model.au_pos_weight.copy_(weights)
+
+    def attach(self, spec: ClipSpec) -> None:
+        """Build the heads for the data (:meth:`PretrainModel.attach`) and note which backbone
+        parameters the pooled feature depends on, checked after the first backward pass."""
+        self.model.attach(spec)
+        if self._pooled_parameters is None:
+            self._pooled_parameters = pooled_parameters(self.backbone, spec.image_size)
 
     def _shared_step(self, batch: ClipBatch, stage: str) -> torch.Tensor:
         try:
@@ -140,6 +152,17 @@ class PretrainTask(pl.LightningModule):
         if self.global_step != self._stepped_at:
             self._stepped_at = self.global_step
             self.model.after_optimizer_step()
+
+    def on_after_backward(self) -> None:
+        """After the first backward pass, warn once when no loss reaches some backbone stages
+        the pooled feature passes through (e.g. a decoder on a shallower map): the features AU
+        probes read would keep those stages at their random initialisation."""
+        if not self._pooled_parameters:
+            return
+        untrained = stages_without_gradient(self.backbone, self._pooled_parameters)
+        self._pooled_parameters = []
+        if untrained:
+            warn_untrained_stages(untrained)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["aurep_format"] = CHECKPOINT_FORMAT
@@ -189,3 +212,14 @@ class PretrainTask(pl.LightningModule):
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
         }
+
+
+@rank_zero_only
+def warn_untrained_stages(stages: list[str]) -> None:
+    print(
+        f"aurep: warning: no head sends a gradient to backbone stage(s) {', '.join(stages)}: "
+        "the pooled feature AU probes read passes through them at their random "
+        "initialisation. Add a head that reads the pooled feature or the deepest map "
+        "(e.g. OpticalFlowHead decoder=pooled, or feature_level=-1)",
+        file=sys.stderr,
+    )
