@@ -166,11 +166,13 @@ def frozen_running_stats(module: nn.Module) -> Iterator[None]:
 
 def pooled_parameters(backbone: Backbone, image_size: int) -> list[str]:
     """Names of the backbone parameters the pooled feature depends on: those a gradient of
-    ``pooled.sum()`` reaches on a (2, 3, S, S) random batch (running statistics and existing
-    gradients are left as they were)."""
+    ``pooled.sum()`` reaches on a (2, 3, S, S) random batch (running statistics, existing
+    gradients and the global random stream are left as they were)."""
     params = dict(backbone.named_parameters())
     saved = {name: p.grad for name, p in params.items()}
-    images = torch.randn(2, 3, image_size, image_size, device=next(iter(params.values())).device)
+    own_stream = torch.Generator().manual_seed(0)  # the global random stream is not touched
+    images = torch.randn(2, 3, image_size, image_size, generator=own_stream)
+    images = images.to(next(iter(params.values())).device)
     try:
         with frozen_running_stats(backbone):
             backbone(images).pooled.sum().backward()
