@@ -20,6 +20,7 @@ from aurep.heads import (
     RoIInpaintingHead,
     TemporalContrastiveHead,
 )
+from aurep.heads.multitask import pooled_parameters
 from aurep.models.backbone import Backbone
 from aurep.tasks.pretrain import PretrainTask
 
@@ -104,9 +105,10 @@ def test_a_backbone_stage_no_head_trains_is_named_once(datamodule, batch, capsys
     feature passes through, without gradient: one warning names it; the pooled decoder does not."""
     flow = OpticalFlowHead(width=16, feature_level=-2, decoder=decoder)
     task = PretrainTask({"flow": flow}, backbone="test_resnet", au_codes=datamodule.au_codes)
-    rng_state = torch.get_rng_state()
     task.attach(datamodule.provide(task.model.needs()))
     assert all(p.grad is None for p in task.backbone.parameters())  # the check leaves none
+    rng_state = torch.get_rng_state()
+    assert pooled_parameters(task.backbone, 32) == task._pooled_parameters
     assert torch.equal(torch.get_rng_state(), rng_state)  # nor moves the training's stream
     for _ in range(2):
         task.zero_grad()
