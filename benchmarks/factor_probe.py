@@ -34,26 +34,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402 (the benchmark's corpus, split and features)
 
 from aurep.au import OCCURRENCE_THRESHOLD  # noqa: E402
-from aurep.synth.dynamics import sample_motion  # noqa: E402
-from aurep.synth.nuisance import sample_nuisance  # noqa: E402
+from aurep.synth.corpus import SynthSettings, clip_controls  # noqa: E402
 
 ALPHAS = (1e-1, 1e0, 1e1, 1e2, 1e3, 1e4)
 GROUPS = ("AU intensity", "gaze", "blink", "head turn", "lighting", "alignment")
 VIDEO_NAME = re.compile(r"S(\d+)_C(\d+)")
 
 
-def video_factors(settings: dict, video: str) -> dict[str, np.ndarray]:
-    """group -> (T, k) hidden factors of one synthetic video, replayed from the generator's
-    random stream in the order :func:`aurep.synth.corpus.render_clip` draws them."""
+def video_factors(settings: SynthSettings, video: str) -> dict[str, np.ndarray]:
+    """group -> (T, k) hidden factors of one synthetic video, replayed from the generator
+    (:func:`aurep.synth.corpus.clip_controls`, the draws :func:`aurep.synth.corpus.render_clip` starts with)."""
     match = VIDEO_NAME.fullmatch(video)
     if match is None:
         raise ValueError(f"{video}: not a synthetic video name (S<identity>_C<clip>)")
     identity, clip = (int(part) for part in match.groups())
-    seed = np.random.SeedSequence(settings["seed"], spawn_key=(identity, clip))
-    rng = np.random.default_rng(seed)
-    frames = settings["frames"]
-    motion = sample_motion(rng, frames)
-    nuisance = sample_nuisance(rng, frames, settings["size"], settings["difficulty"])
+    _, motion, nuisance = clip_controls(settings, identity, clip)
     return {
         "AU intensity": motion.intensity,
         "gaze": motion.gaze,
@@ -67,9 +62,10 @@ def video_factors(settings: dict, video: str) -> dict[str, np.ndarray]:
 def corpus_factors(frames: quality.CorpusFrames) -> dict[str, np.ndarray]:
     """group -> (N, k) factors of the probed frames, in their order."""
     meta = json.loads((frames.dataset.root / "meta.json").read_text())
-    settings = meta.get("generator")
-    if meta.get("source") != "synth" or settings is None:
+    recorded = meta.get("generator")
+    if meta.get("source") != "synth" or recorded is None:
         raise ValueError(f"{frames.dataset.root}: not a synthetic corpus (meta.json source)")
+    settings = SynthSettings(**{k: v for k, v in recorded.items() if k != "version"})
     per_video = {video: video_factors(settings, video) for video in frames.dataset.videos}
     factors = {
         group: quality.video_arrays(frames.dataset, frames, lambda v, g=group: per_video[v][g])
@@ -85,12 +81,8 @@ def corpus_factors(frames: quality.CorpusFrames) -> dict[str, np.ndarray]:
 
 
 def video_centred(values: np.ndarray, videos: np.ndarray) -> np.ndarray:
-    """(N, D) minus the mean of each frame's video."""
-    centred = values.astype(np.float64)
-    for video in np.unique(videos):
-        mine = videos == video
-        centred[mine] -= centred[mine].mean(axis=0)
-    return centred
+    """(N, D) float64 minus the mean of each frame's video."""
+    return quality.identity_centred(values.astype(np.float64), videos)
 
 
 def r_squared(prediction: np.ndarray, target: np.ndarray) -> float:

@@ -21,9 +21,15 @@ from aurep.au import OCCURRENCE_THRESHOLD, SYNTH_AUS
 from aurep.data.flow import video_flow_targets
 from aurep.data.prepared import DatasetError, PreparedDatasetWriter
 from aurep.prepare.faces.align import DEFAULT_MARGIN, DEFAULT_POINTS
-from aurep.synth.dynamics import sample_motion
+from aurep.synth.dynamics import ClipMotion, sample_motion
 from aurep.synth.identity import Identity, sample_identity
-from aurep.synth.nuisance import NoiseBank, degrade, sample_background, sample_nuisance
+from aurep.synth.nuisance import (
+    ClipNuisance,
+    NoiseBank,
+    degrade,
+    sample_background,
+    sample_nuisance,
+)
 from aurep.synth.render import FaceRenderer
 from aurep.workers import WorkerDied, run_in_workers
 
@@ -97,13 +103,23 @@ class SynthVideo:
     occurrence: np.ndarray
 
 
+def clip_controls(
+    settings: SynthSettings, identity: int, clip: int
+) -> tuple[np.random.Generator, ClipMotion, ClipNuisance]:
+    """The random stream of clip ``clip`` of identity ``identity`` and its first draws: the
+    per-frame AU curves, blinks and gaze (motion), then the nuisances. :func:`render_clip`
+    continues the stream; analyses replay a clip's hidden factors from here."""
+    rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(identity, clip)))
+    motion = sample_motion(rng, settings.frames)
+    nuisance = sample_nuisance(rng, settings.frames, settings.size, settings.difficulty)
+    return rng, motion, nuisance
+
+
 def render_clip(settings: SynthSettings, identity: int, clip: int) -> SynthVideo:
     """Render clip ``clip`` of identity ``identity``: motion, nuisances, then every frame."""
     size, frames = settings.size, settings.frames
     person = identity_of(settings.seed, identity, settings.difficulty)
-    rng = np.random.default_rng(np.random.SeedSequence(settings.seed, spawn_key=(identity, clip)))
-    motion = sample_motion(rng, frames)
-    nuisance = sample_nuisance(rng, frames, size, settings.difficulty)
+    rng, motion, nuisance = clip_controls(settings, identity, clip)
     renderer = FaceRenderer(person, size, background=sample_background(rng, size))
     noise = NoiseBank(rng, size, nuisance.noise)
     images = np.empty((frames, size, size, 3), np.uint8)
