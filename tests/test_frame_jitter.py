@@ -1,13 +1,15 @@
 """Per-frame augmentation (``frame_*`` of GeometricAugment, ``frame_colour_jitter`` of
-DeviceAugment): each frame of a clip moves and changes colour on its own, and its landmarks and
-flow targets move with it."""
+DeviceAugment, ``frame_illumination``): each frame of a clip moves and changes colour and light
+on its own, and its landmarks and flow targets move with it."""
 
 from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 import torch
 
+from aurep.data.images import IMAGENET_MEAN, IMAGENET_STD
 from aurep.data.transforms import DeviceAugment, GeometricAugment
 
 STORED, SIZE, FRAMES = 64, 48, 3
@@ -94,3 +96,25 @@ def test_frame_colour_jitter_changes_frames_of_a_view_unequally():
     jittered = per_frame(frames, train=True)
     assert (jittered[:, :1] - jittered[:, 1:]).abs().amax() > 0.05
     assert torch.equal(per_frame(frames, train=False), per_view(frames, train=False))
+
+
+def test_frame_illumination_multiplies_each_frame_by_its_own_light_plane():
+    frames = torch.full((2, FRAMES, 3, 8, 8), 100, dtype=torch.uint8)
+    frames[..., 2:4, :] = 0  # dark rows stay dark under a multiplicative gain
+    augment = DeviceAugment(jitter_prob=0.0, grayscale_prob=0.0, frame_illumination=0.6)
+    plain = augment(frames, train=False)
+    torch.manual_seed(0)
+    lit = augment(frames, train=True)
+    assert torch.equal(lit[..., 2:4, :], plain[..., 2:4, :])
+    std, mean = (torch.tensor(v)[:, None, None] for v in (IMAGENET_STD, IMAGENET_MEAN))
+    gain = (lit * std + mean)[..., 4:, :] / (100 / 255)  # (2, T, 3, 4, 8)
+    assert torch.allclose(gain[..., :1, :, :], gain, atol=1e-4)  # the same field in every channel
+    steps_x = gain[..., 1:] - gain[..., :-1]
+    steps_y = gain[..., 1:, :] - gain[..., :-1, :]
+    assert torch.allclose(steps_x, steps_x[..., :1], atol=1e-4)  # a plane: constant steps
+    assert torch.allclose(steps_y, steps_y[..., :1, :], atol=1e-4)
+    slopes_x = steps_x[:, :, 0, 0, 0] * 7  # gx: the gain's change across the image
+    assert slopes_x.abs().amax() <= 0.6 + 1e-4
+    assert (slopes_x[:, :1] - slopes_x[:, 1:]).abs().amax() > 0.05  # frames differ in a view
+    with pytest.raises(ValueError, match="frame_illumination"):
+        DeviceAugment(frame_illumination=-0.1)

@@ -35,8 +35,13 @@ from aurep.heads import (
 from aurep.heads.clip_invariance import between_clip_share
 from aurep.heads.identity_adversary import IdentityAdversaryHead, reverse_gradient
 from aurep.heads.landmark_shape import LandmarkShapeHead
-from aurep.heads.optical_flow import displacement_from_clip_start, without_affine_motion
+from aurep.heads.optical_flow import (
+    displacement_from_clip_start,
+    flow_in_face_frame,
+    without_affine_motion,
+)
 from aurep.heads.roi_inpainting import ring_mean_patches
+from aurep.landmarks import EYE_CORNERS
 from aurep.models.backbone import Backbone
 
 
@@ -594,3 +599,52 @@ def test_between_clip_share_is_zero_within_clip_variation_and_one_between_clips(
     mixed = between_clip_share(within + between).item()
     assert 0.2 < mixed < 0.8
     assert between_clip_share(10 * (within + between)).item() == pytest.approx(mixed, rel=1e-4)
+
+
+def _placed_face(field_in_face, template: torch.Tensor, origin, angle: float, scale: float):
+    """The landmarks and image-grid flow of a face whose frame field is ``field_in_face``
+    (a function of face points (..., 2) -> vectors (..., 2)), placed in a 64-px image at
+    ``origin`` (px), turned by ``angle`` (rad) and zoomed to ``scale`` px per eye distance."""
+    cos, sin = math.cos(angle), math.sin(angle)
+    rotation = torch.tensor([[cos, sin], [-sin, cos]])  # image axes -> face axes
+    origin = torch.tensor(origin)
+    landmarks = origin + scale * template @ rotation
+    pixels = torch.stack(torch.meshgrid(torch.arange(64.0), torch.arange(64.0), indexing="xy"), -1)
+    in_face = (pixels - origin) @ rotation.T / scale
+    flow = scale * field_in_face(in_face) @ rotation  # vectors back to image axes, pixels
+    return landmarks, flow.permute(2, 0, 1)
+
+
+def test_flow_in_face_frame_is_the_same_wherever_the_face_sits():
+    """One deformation, three placements of the face (shift, turn, zoom): the same field in the
+    face frame; the image-grid fields differ."""
+    template = torch.randn(68, 2) * 0.6
+    template[EYE_CORNERS[0]] = torch.tensor([-0.5, -0.3])
+    template[EYE_CORNERS[3]] = torch.tensor([0.5, -0.3])
+    template = template - template.mean(0)  # face frame: mean at 0, eyes 1 apart on the x axis
+
+    def field(points):
+        x, y = points.unbind(-1)
+        return torch.stack([0.2 * x * y, 0.1 * (x**2 - y)], -1)
+
+    placements = [((32.0, 32.0), 0.0, 12.0), ((29.0, 35.0), 0.3, 10.0), ((34.0, 30.0), -0.2, 11.0)]
+    faces = [_placed_face(field, template, *placement) for placement in placements]
+    resampled = [flow_in_face_frame(flow, marks, 64, 1.5) for marks, flow in faces]
+    side = torch.linspace(-1.5, 1.5, 64)
+    expected = field(torch.stack(torch.meshgrid(side, side, indexing="xy"), -1)).permute(2, 0, 1)
+    for got in resampled:
+        torch.testing.assert_close(got, expected, atol=2e-3, rtol=0)
+    assert (faces[0][1] - faces[1][1]).abs().amax() > 0.5
+
+
+def test_flow_head_in_face_frame_needs_landmarks_and_the_pooled_decoder(backbone):
+    head = make_head("flow", decoder="pooled", frame="face")
+    assert head.needs.landmarks and head.needs.flow
+    head.attach(backbone, SPEC)
+    batch = make_batch()
+    head(batch, features_of(backbone, batch), backbone).loss.backward()
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in backbone.parameters())
+    with pytest.raises(ValueError, match="decoder=pooled"):
+        make_head("flow", frame="face")
+    with pytest.raises(ValueError, match="frame must be one of"):
+        make_head("flow", decoder="pooled", frame="screen")

@@ -114,7 +114,8 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             every frame (0 = off): a face's motion inside a clip then differs between views.
         colour_jitter, jitter_prob, grayscale_prob: per-view colour augmentation on the device,
             training only (see :class:`~aurep.data.transforms.DeviceAugment`);
-            frame_colour_jitter: an extra colour jitter of every frame (zeros = off).
+            frame_colour_jitter: an extra colour jitter of every frame (zeros = off);
+            frame_illumination: slope of a random light gradient multiplying every frame (0 = off).
         val_fraction: share of identities held out for validation (at least 2 when > 0).
         train_subjects / val_subjects: explicit identity lists instead of ``val_fraction``.
         exclude_subjects: identities never used (e.g. kept for the AU quality benchmark).
@@ -149,6 +150,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         jitter_prob: float = 0.8,
         grayscale_prob: float = 0.2,
         frame_colour_jitter: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0),
+        frame_illumination: float = 0.0,
         val_fraction: float = 0.1,
         train_subjects: list[str] | None = None,
         val_subjects: list[str] | None = None,
@@ -205,7 +207,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             frame_translation,
         )
         self.device_augment = DeviceAugment(
-            colour_jitter, jitter_prob, grayscale_prob, frame_colour_jitter
+            colour_jitter, jitter_prob, grayscale_prob, frame_colour_jitter, frame_illumination
         )
         self.needs = BatchNeeds(
             views=num_views or 2, flow=self.has_flow, rois=True, landmarks=True, partner=True

@@ -225,7 +225,9 @@ class DeviceAugment(nn.Module):
     applied with probability ``jitter_prob``; grayscale_prob: probability of a gray view. One set
     of parameters per view (all T frames alike). frame_colour_jitter: the same four strengths for
     a second jitter drawn for every frame (always applied), so that how lighting changes inside a
-    clip differs between views. All zero = normalisation only.
+    clip differs between views. frame_illumination: largest slope of a multiplicative light
+    gradient drawn for every frame (:func:`random_gain_gradient`; 0 = off). All zero =
+    normalisation only.
     """
 
     def __init__(
@@ -234,8 +236,12 @@ class DeviceAugment(nn.Module):
         jitter_prob: float = 0.8,
         grayscale_prob: float = 0.2,
         frame_colour_jitter: Sequence[float] = (0.0, 0.0, 0.0, 0.0),
+        frame_illumination: float = 0.0,
     ):
         super().__init__()
+        if not 0.0 <= frame_illumination <= 2.0:
+            raise ValueError(f"frame_illumination must be in [0, 2], got {frame_illumination}")
+        self.frame_illumination = frame_illumination
         for name, strengths in (
             ("colour_jitter", colour_jitter),
             ("frame_colour_jitter", frame_colour_jitter),
@@ -260,4 +266,23 @@ class DeviceAugment(nn.Module):
             for augment in (self.colour, self.frame_colour):
                 if augment is not None:
                     images = augment(images)
+            if self.frame_illumination > 0:
+                images = random_gain_gradient(images, self.frame_illumination)
         return normalise(images)
+
+
+def random_gain_gradient(images: torch.Tensor, max_slope: float) -> torch.Tensor:
+    """Multiply every image of (..., C, H, W) in [0, 1] by its own light field
+    ``1 + gx * x + gy * y`` (x, y from -0.5 at the first pixel to 0.5 at the last; gx, gy uniform
+    in [-max_slope, max_slope]), clamped to [0, 1].
+
+    The gain changes across the image as a lamp to one side does: it scales the shading of a
+    face, unlike an additive ramp (kornia's ``RandomLinearIllumination``), which a network can
+    tell from a change of light by its effect on dark pixels.
+    """
+    height, width = images.shape[-2:]
+    slopes = (torch.rand(*images.shape[:-3], 2, 1, 1, device=images.device) * 2 - 1) * max_slope
+    x = torch.linspace(-0.5, 0.5, width, device=images.device)
+    y = torch.linspace(-0.5, 0.5, height, device=images.device)[:, None]
+    field = 1 + slopes[..., 0, :, :] * x + slopes[..., 1, :, :] * y  # (..., H, W)
+    return (images * field.unsqueeze(-3).to(images.dtype)).clamp(0, 1)

@@ -21,17 +21,27 @@ from aurep.models.backbone import Backbone
 REFERENCES = ("template", "clip_mean", "clip_relative")
 
 
-def normalised_shape(points: torch.Tensor) -> torch.Tensor:
-    """points: (..., 68, 2) pixels -> (..., 68, 2) in a face frame: origin at the mean point,
-    x along the line between the outer eye corners, unit = the outer-eye-corner distance.
-    Removes translation, rotation and scale (the view's augmentation and the head pose in the
-    image plane); a mirrored face stays mirrored (its indices are already swapped)."""
-    centred = points - points.mean(dim=-2, keepdim=True)
+def face_frame(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """points: (..., 68, 2) pixels -> the face frame they define: origin (..., 2) at the mean
+    point, rotation (..., 2, 2) taking image axes to x along the line between the outer eye
+    corners, scale (...,) the outer-eye-corner distance in pixels. A point maps to the frame by
+    ``rotation @ (point - origin) / scale``."""
+    origin = points.mean(dim=-2)
     eye_line = points[..., EYE_CORNERS[3], :] - points[..., EYE_CORNERS[0], :]
-    scale = eye_line.norm(dim=-1, keepdim=True).clamp(min=1e-6)  # (..., 1)
-    cos, sin = (eye_line / scale).unbind(-1)
+    scale = eye_line.norm(dim=-1).clamp(min=1e-6)
+    cos, sin = (eye_line / scale[..., None]).unbind(-1)
     rotation = torch.stack([torch.stack([cos, sin], -1), torch.stack([-sin, cos], -1)], -2)
-    return centred @ rotation.transpose(-1, -2) / scale[..., None]
+    return origin, rotation, scale
+
+
+def normalised_shape(points: torch.Tensor) -> torch.Tensor:
+    """points: (..., 68, 2) pixels -> (..., 68, 2) in their :func:`face_frame` (unit = the
+    outer-eye-corner distance). Removes translation, rotation and scale (the view's augmentation
+    and the head pose in the image plane); a mirrored face stays mirrored (its indices are
+    already swapped)."""
+    origin, rotation, scale = face_frame(points)
+    centred = points - origin[..., None, :]
+    return centred @ rotation.transpose(-1, -2) / scale[..., None, None]
 
 
 class LandmarkShapeHead(SSLHead):

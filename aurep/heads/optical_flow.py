@@ -8,6 +8,7 @@ from torch import nn
 
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
+from aurep.heads.landmark_shape import face_frame
 from aurep.heads.layers import clip_centred, mlp, upsampling_decoder
 from aurep.heads.losses import end_point_error
 from aurep.models.backbone import Backbone
@@ -16,6 +17,7 @@ FLOW_LOSSES = ("epe", "smooth_l1")
 REFERENCES = ("previous", "clip_relative")
 GLOBAL_MOTIONS = ("keep", "affine")
 DECODERS = ("map", "pooled")
+FRAMES = ("image", "face")
 
 
 def without_affine_motion(flow: torch.Tensor) -> torch.Tensor:
@@ -40,6 +42,41 @@ def displacement_from_clip_start(flow: torch.Tensor) -> torch.Tensor:
     summed motion from clip frame 0 to each frame (0 for frame 0), pixels."""
     steps = torch.cat([torch.zeros_like(flow[:, :1]), flow[:, 1:]], dim=1)
     return steps.cumsum(dim=1)
+
+
+def flow_in_face_frame(
+    flow: torch.Tensor, landmarks: torch.Tensor, image_size: int, extent: float
+) -> torch.Tensor:
+    """Resample flow fields into the face frame of their frame's landmarks.
+
+    flow: (..., 2, h, w) pixels on an h x w grid over a square image of ``image_size`` px;
+    landmarks: (..., 68, 2) pixels of the same frames -> (..., 2, h, w) the flow at an h x w
+    grid spanning ``[-extent, extent]`` in both axes of :func:`face_frame` (origin at the mean
+    landmark, x along the eye line, unit = the outer-eye-corner distance), its vectors rotated
+    and scaled into that frame (eye distances). The same face deformation then gives the same
+    field wherever the face sits, however it is turned or zoomed in the image.
+    """
+    height, width = flow.shape[-2:]
+    origin, rotation, scale = face_frame(landmarks.float())  # (..., 2), (..., 2, 2), (...)
+    ys, xs = torch.meshgrid(
+        torch.linspace(-extent, extent, height, device=flow.device),
+        torch.linspace(-extent, extent, width, device=flow.device),
+        indexing="ij",
+    )
+    in_face = torch.stack([xs, ys], dim=-1).flatten(0, 1)  # (h * w, 2)
+    lead = flow.shape[:-3]
+    # image point = origin + scale * rotation^T @ face point (row vectors: p @ rotation)
+    points = origin[..., None, :] + scale[..., None, None] * (in_face @ rotation)
+    grid = (points + 0.5) / image_size * 2 - 1  # grid_sample's coordinates, align_corners=False
+    sampled = F.grid_sample(
+        flow.reshape(-1, 2, height, width).float(),
+        grid.reshape(-1, height, width, 2),
+        mode="bilinear",
+        padding_mode="border",
+        align_corners=False,
+    ).view(*lead, 2, height * width)
+    vectors = rotation @ sampled / scale[..., None, None]  # (..., 2, h * w)
+    return vectors.view(*lead, 2, height, width).to(flow.dtype)
 
 
 class OpticalFlowHead(SSLHead):
@@ -72,6 +109,10 @@ class OpticalFlowHead(SSLHead):
         global_motion: ``keep`` = the flow as stored; ``affine`` = each frame's least-squares
             affine motion removed from target and prediction (:func:`without_affine_motion`),
             so alignment jitter and head motion are not regressed, only how the face deforms.
+        frame: ``image`` = the field on the image grid; ``face`` (``pooled`` decoder only) =
+            resampled into the face frame of view 0's landmarks (:func:`flow_in_face_frame`,
+            vectors in eye distances), so the prediction need not encode where the face sits
+            in the image. face_extent: half-side of that grid in eye distances.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
     Logs: ``epe`` (pixels) when the loss is not the EPE itself; ``zero_epe``, the EPE of
@@ -91,11 +132,24 @@ class OpticalFlowHead(SSLHead):
         decoder: str = "map",
         pooled_grid: int = 14,
         hidden_dim: int = 0,
+        frame: str = "image",
+        face_extent: float = 1.5,
         weight: float = 1.0,
     ):
         super().__init__(weight)
         if decoder not in DECODERS:
             raise ValueError(f"OpticalFlowHead decoder must be one of {DECODERS}, got {decoder!r}")
+        if frame not in FRAMES:
+            raise ValueError(f"OpticalFlowHead frame must be one of {FRAMES}, got {frame!r}")
+        if frame == "face" and decoder != "pooled":
+            raise ValueError(
+                "OpticalFlowHead frame=face needs decoder=pooled (a map decoder predicts on the "
+                "image grid)"
+            )
+        if face_extent <= 0:
+            raise ValueError(f"OpticalFlowHead face_extent must be > 0, got {face_extent}")
+        if frame == "face":
+            self.needs = BatchNeeds(flow=True, landmarks=True)
         if pooled_grid < 1:
             raise ValueError(f"OpticalFlowHead pooled_grid must be >= 1, got {pooled_grid}")
         if loss not in FLOW_LOSSES:
@@ -113,6 +167,7 @@ class OpticalFlowHead(SSLHead):
         self.feature_level, self.width = feature_level, width
         self.upsample_blocks, self.loss_kind = upsample_blocks, loss
         self.decoder_kind, self.pooled_grid, self.hidden_dim = decoder, pooled_grid, hidden_dim
+        self.frame, self.face_extent = frame, face_extent
 
     def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         """Build the decoder for the chosen map's channels."""
@@ -157,6 +212,9 @@ class OpticalFlowHead(SSLHead):
                 "with flow (or drop the flow head)"
             )
         target = batch.flow[:, 0]  # (B, T, 2, h, w)
+        if self.frame == "face":
+            size = batch.frames.shape[-1]
+            target = flow_in_face_frame(target, batch.landmarks[:, 0], size, self.face_extent)
         prediction = self.predict(features, target.shape[-2:])
         if self.reference == "clip_relative":
             target = clip_centred(displacement_from_clip_start(target))
