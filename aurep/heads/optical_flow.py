@@ -110,9 +110,10 @@ class OpticalFlowHead(SSLHead):
             affine motion removed from target and prediction (:func:`without_affine_motion`),
             so alignment jitter and head motion are not regressed, only how the face deforms.
         frame: ``image`` = the field on the image grid; ``face`` (``pooled`` decoder only) =
-            resampled into the face frame of view 0's landmarks (:func:`flow_in_face_frame`,
-            vectors in eye distances), so the prediction need not encode where the face sits
-            in the image. face_extent: half-side of that grid in eye distances.
+            resampled into the face frame of view 0's landmarks of the frame whose pixels the
+            target lies on (the previous clip frame; :func:`flow_in_face_frame`, vectors in
+            eye distances), so the prediction need not encode where the face sits in the
+            image. face_extent: half-side of that grid in eye distances.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
     Logs: ``epe`` (pixels) when the loss is not the EPE itself; ``zero_epe``, the EPE of
@@ -212,9 +213,11 @@ class OpticalFlowHead(SSLHead):
                 "with flow (or drop the flow head)"
             )
         target = batch.flow[:, 0]  # (B, T, 2, h, w)
-        if self.frame == "face":
+        if self.frame == "face":  # target t lies on clip frame t - 1's pixels (0: its own)
+            landmarks = batch.landmarks[:, 0]
+            on_pixels_of = torch.cat([landmarks[:, :1], landmarks[:, :-1]], dim=1)
             size = batch.frames.shape[-1]
-            target = flow_in_face_frame(target, batch.landmarks[:, 0], size, self.face_extent)
+            target = flow_in_face_frame(target, on_pixels_of, size, self.face_extent)
         prediction = self.predict(features, target.shape[-2:])
         if self.reference == "clip_relative":
             target = clip_centred(displacement_from_clip_start(target))
