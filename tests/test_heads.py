@@ -270,6 +270,31 @@ def test_inpainting_clip_mean_base_predicts_residuals_on_the_clip_mean_patch(bac
         make_head("inpaint", patch_base="ring")
 
 
+def test_inpainting_standardised_target_ignores_the_light_on_a_patch(backbone):
+    """With ``patch_base="standardised"`` a silent decoder scores the logged baseline (each
+    patch filled with its own mean), and brighter, more contrasted light (the same images times
+    1.5, plus 0.2) leaves the loss unchanged; the raw target's ring baseline changes."""
+    head = make_head("inpaint", patch_base="standardised")
+    head.attach(backbone, SPEC)
+    torch.nn.init.zeros_(head.to_pixels[-1].weight)
+    torch.nn.init.zeros_(head.to_pixels[-1].bias)
+    raw = make_head("inpaint")
+    raw.attach(backbone, SPEC)
+    batch = make_batch()
+    lit = dataclasses.replace(batch, frames=batch.frames * 1.5 + 0.2)
+    losses, rings = [], []
+    for clip in (batch, lit):
+        torch.manual_seed(0)  # the same frames and RoIs masked
+        output = head(clip, features_of(backbone, clip), backbone)
+        assert set(output.logs) == {"patch_mean_l1"}
+        assert output.loss.item() == pytest.approx(output.logs["patch_mean_l1"].item(), abs=1e-6)
+        losses.append(output.loss.item())
+        torch.manual_seed(0)
+        rings.append(raw(clip, features_of(backbone, clip), backbone).logs["ring_l1"].item())
+    assert losses[0] == pytest.approx(losses[1], rel=2e-2)  # up to the std floor eps
+    assert abs(rings[0] - rings[1]) > 0.05
+
+
 def test_inpainting_head_takes_the_number_of_rois_from_the_data(backbone):
     head = RoIInpaintingHead(num_masked=2)
     head.attach(backbone, SPEC)

@@ -12,7 +12,7 @@ from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
 from aurep.models.backbone import Backbone
 
 FILLS = ("zero", "mean", "noise")
-PATCH_BASES = ("none", "clip_mean")
+PATCH_BASES = ("none", "clip_mean", "standardised")
 
 
 def box_masks(boxes: torch.Tensor, height: int, width: int) -> torch.Tensor:
@@ -60,15 +60,31 @@ def roi_patches(images: torch.Tensor, boxes: torch.Tensor, size: int) -> torch.T
     return patches.view(count, rois, *patches.shape[1:])
 
 
+def standardised(patches: torch.Tensor, eps: float = 1e-2) -> torch.Tensor:
+    """(..., C, p, p) -> each channel of each patch minus its mean, over its standard deviation
+    (+ ``eps``, in the patches' units): what is left is the patch's structure, not how bright
+    or contrasted the light made it."""
+    mean = patches.mean(dim=(-2, -1), keepdim=True)
+    std = patches.std(dim=(-2, -1), keepdim=True)
+    return (patches - mean) / (std + eps)
+
+
 def masked_patch_l1(
-    prediction: torch.Tensor, images: torch.Tensor, boxes: torch.Tensor, masked: torch.Tensor
+    prediction: torch.Tensor,
+    images: torch.Tensor,
+    boxes: torch.Tensor,
+    masked: torch.Tensor,
+    standardise: bool = False,
 ) -> torch.Tensor:
     """Mean L1 between predicted and original patches over the masked RoIs only.
 
     prediction: (N, R, 3, p, p); images: (N, 3, H, W) the ORIGINAL (unmasked) images;
     boxes: (N, R, 4) pixels; masked: (N, R) bool. Unmasked RoIs contribute nothing.
+    standardise: compare with the :func:`standardised` original patches.
     """
     target = roi_patches(images, boxes, prediction.shape[-1])
+    if standardise:
+        target = standardised(target)
     return F.l1_loss(prediction[masked], target[masked])
 
 
@@ -101,8 +117,10 @@ class RoIInpaintingHead(SSLHead):
     each token to its 3 x ``patch_size`` x ``patch_size`` pixels, either the patch itself
     (``patch_base="none"``, the paper) or its change from the same box in the clip's mean frame
     (``"clip_mean"``: the person's look is removed from the target, what is left is how this
-    frame's region differs from the clip's average). Loss: L1 against roi_align of the original
-    image, over masked RoIs only.
+    frame's region differs from the clip's average), or the patch standardised per channel
+    (``"standardised"``, MAE's normalised pixels: brightness and contrast, which the light sets,
+    are removed from the target). Loss: L1 against roi_align of the original image, over masked
+    RoIs only.
 
     Args:
         num_masked: RoIs masked per image k (1 <= k <= R; R, the RoIs per frame, comes from
@@ -118,13 +136,15 @@ class RoIInpaintingHead(SSLHead):
         feature_level: index into the backbone's returned maps (its ``levels``), -1 = deepest.
         token_pool: roi_align output side used to build each token.
         patch_base: ``none`` = tokens decode to patches; ``clip_mean`` = to residuals added to
-            the clip's mean frame's patch in the same box.
+            the clip's mean frame's patch in the same box; ``standardised`` = to the
+            standardised patch (:func:`standardised`).
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
     Logs: the same L1 for the trivial fill, which the loss must fall below to show that the
     relation module recovers more than it: ``ring_l1`` (``patch_base="none"``,
     :func:`ring_mean_patches`, each masked RoI as the mean colour around it) or
-    ``clip_mean_l1`` (``"clip_mean"``, a zero residual: the clip's mean patch).
+    ``clip_mean_l1`` (``"clip_mean"``, a zero residual: the clip's mean patch) or
+    ``patch_mean_l1`` (``"standardised"``: zeros, each patch filled with its own mean).
     """
 
     needs = BatchNeeds(rois=True)
@@ -220,11 +240,14 @@ class RoIInpaintingHead(SSLHead):
             with torch.no_grad():
                 trivial = ring_mean_patches(images, boxes, masked, self.patch_size)
             name = "ring_l1"
+        elif self.patch_base == "standardised":
+            trivial, name = torch.zeros_like(prediction), "patch_mean_l1"
         else:  # each picked frame's clip mean (view 0), cut in the frame's own boxes
             means = batch.frames[:, 0].mean(dim=1).repeat_interleave(len(picked), dim=0)
             trivial = roi_patches(means, boxes, self.patch_size)
             prediction = prediction + trivial
             name = "clip_mean_l1"
-        loss = masked_patch_l1(prediction, images, boxes, masked)
-        baseline = masked_patch_l1(trivial, images, boxes, masked).detach()
+        standardise = self.patch_base == "standardised"
+        loss = masked_patch_l1(prediction, images, boxes, masked, standardise)
+        baseline = masked_patch_l1(trivial, images, boxes, masked, standardise).detach()
         return HeadOutput(loss, {name: baseline})
