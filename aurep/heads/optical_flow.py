@@ -53,8 +53,9 @@ def flow_in_face_frame(
     landmarks: (..., 68, 2) pixels of the same frames -> (..., 2, h, w) the flow at an h x w
     grid spanning ``[-extent, extent]`` in both axes of :func:`face_frame` (origin at the mean
     landmark, x along the eye line, unit = the outer-eye-corner distance), its vectors rotated
-    and scaled into that frame (eye distances). The same face deformation then gives the same
-    field wherever the face sits, however it is turned or zoomed in the image.
+    into that frame and in pixels of an ``image_size`` crop of it (2 * ``extent`` eye distances
+    across: about the image's own pixels for a face that fills the image). The same face
+    deformation then gives the same field wherever the face sits, however turned or zoomed.
     """
     height, width = flow.shape[-2:]
     origin, rotation, scale = face_frame(landmarks.float())  # (..., 2), (..., 2, 2), (...)
@@ -75,7 +76,8 @@ def flow_in_face_frame(
         padding_mode="border",
         align_corners=False,
     ).view(*lead, 2, height * width)
-    vectors = rotation @ sampled / scale[..., None, None]  # (..., 2, h * w)
+    crop_pixels = image_size / (2 * extent * scale[..., None, None])  # per image pixel
+    vectors = rotation @ sampled * crop_pixels  # (..., 2, h * w)
     return vectors.view(*lead, 2, height, width).to(flow.dtype)
 
 
@@ -112,7 +114,7 @@ class OpticalFlowHead(SSLHead):
         frame: ``image`` = the field on the image grid; ``face`` (``pooled`` decoder only) =
             resampled into the face frame of view 0's landmarks of the frame whose pixels the
             target lies on (the previous clip frame; :func:`flow_in_face_frame`, vectors in
-            eye distances), so the prediction need not encode where the face sits in the
+            pixels of a face-frame crop), so the prediction need not encode where the face sits in the
             image. face_extent: half-side of that grid in eye distances.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
