@@ -92,6 +92,7 @@ PRETRAIN_FRAGMENTS = {
     "flow": "heads/flow.yaml",
     "landmark_shape": "heads/landmark_shape.yaml",
     "landmark_invariant": "landmark_invariant.yaml",
+    "landmark_invariant_flow": "landmark_invariant_flow.yaml",
     "clp": "clp.yaml",
     "rtatl": "rtatl.yaml",
     "all": "all.yaml",
