@@ -114,8 +114,8 @@ class OpticalFlowHead(SSLHead):
         frame: ``image`` = the field on the image grid; ``face`` (``pooled`` decoder only) =
             resampled into the face frame of view 0's landmarks of the frame whose pixels the
             target lies on (the previous clip frame; :func:`flow_in_face_frame`, vectors in
-            pixels of a face-frame crop), so the prediction need not encode where the face sits in the
-            image. face_extent: half-side of that grid in eye distances.
+            pixels of a face-frame crop), so the prediction need not encode where the face
+            sits in the image. face_extent: half-side of that grid in eye distances.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
 
     Logs: ``epe`` (pixels) when the loss is not the EPE itself; ``zero_epe``, the EPE of
