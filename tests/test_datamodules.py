@@ -14,6 +14,7 @@ from aurep.data.batch import BatchNeeds
 from aurep.data.datamodules import AUDataModule, ClipDataModule
 from aurep.data.prepared import MANIFEST_FILE, DatasetError, PreparedDataset, PreparedDatasetWriter
 from aurep.data.transforms import DeviceAugment
+from aurep.heads.landmark_shape import normalised_shape
 from aurep.synth.corpus import generate_corpus
 
 NO_AUGMENT = {"flip_prob": 0.0, "scale": 0.0, "rotation": 0.0, "translation": 0.0}
@@ -93,6 +94,37 @@ def test_views_share_geometry_across_frames_and_differ_between_views(flow_datase
     steps = batch.landmarks[:, :, 1:] - batch.landmarks[:, :, :-1]  # (B, V, T-1, 68, 2)
     assert torch.allclose(steps, steps[:, :, :1, :1], atol=1e-3)
     assert not torch.allclose(batch.landmarks[:, 0], batch.landmarks[:, 1])
+
+
+def test_video_landmarks_are_the_mean_over_the_video_frames_with_a_face(prepared):
+    """Frame f's landmarks are the layout shifted f px right; frame 5 of every video has no
+    face, so the video mean is the layout shifted by the mean of the other 11 frame indices."""
+
+    def success(video, length):
+        flags = np.ones(length, np.int8)
+        flags[5] = 0
+        return flags
+
+    root = prepared(length=12, success=success)
+    module = clip_module(root, clip_length=2, num_views=1, image_size=48, **NO_AUGMENT)
+    mean_frame = (sum(range(12)) - 5) / 11
+    for batch in batches(module, 2):
+        assert batch.video_landmarks.shape == (4, 1, 68, 2)
+        frame = batch.frames[:, 0, 0, 1, 0, 0].double()  # (B,) first clip frame's index
+        offset = batch.video_landmarks[:, 0].double() - batch.landmarks[:, 0, 0].double()
+        expected = torch.stack([mean_frame - frame, torch.zeros_like(frame)], -1)[:, None]
+        torch.testing.assert_close(offset, expected.expand_as(offset), atol=1e-4, rtol=0)
+
+
+def test_video_landmarks_follow_each_view_flips_included(flow_dataset):
+    """Every frame of the fixture is the same layout shifted, so in every view (mirrored,
+    turned) the video mean has the frames' normalised shape."""
+    module = clip_module(flow_dataset, num_views=2, flip_prob=0.5, rotation=15.0, scale=0.2)
+    batch = batches(module, 1)[0]
+    shape = normalised_shape(batch.landmarks[:, :, 0].double())
+    torch.testing.assert_close(
+        normalised_shape(batch.video_landmarks.double()), shape, atol=1e-4, rtol=0
+    )
 
 
 def test_sampling_is_reproducible_for_a_seed_and_worker_count(prepared):

@@ -12,7 +12,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
-from conftest import GRID, SPEC, B, R, T, features_of, make_batch
+from conftest import GRID, SPEC, B, R, T, features_of, make_batch, template_landmarks
 
 from aurep.data.label_stats import pos_weight_from_labels
 from aurep.heads import (
@@ -452,6 +452,7 @@ def test_key_queue_gathers_keys_across_ranks(tmp_path):
     [
         ("clip_mean", False),
         ("clip_relative", True),
+        ("video_mean", False),
     ],
 )
 def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
@@ -459,17 +460,45 @@ def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
 ):
     """A clip whose frames are one repeated image has no shape change: ``clip_relative``
     centres the prediction too, so nothing is left to regress (loss exactly 0); ``clip_mean``
-    still asks the features to predict the (zero) target from a single frame."""
+    still asks the features to predict the (zero) target from a single frame, and
+    ``video_mean`` the clip's shape relative to its video's mean, which no centring removes."""
     batch = make_batch()
     still = dataclasses.replace(
         batch,
         frames=batch.frames[:, :, :1].expand_as(batch.frames).contiguous(),
         landmarks=batch.landmarks[:, :, :1].expand_as(batch.landmarks).contiguous(),
+        video_landmarks=batch.landmarks[:, :, -1],
     )
     head = LandmarkShapeHead(reference=reference)
     head.attach(backbone, SPEC)
     loss = head(still, features_of(backbone, still), backbone).loss
     assert loss.item() < 1e-6 if still_clip_loss_is_zero else loss.item() > 1e-2
+
+
+def test_landmark_shape_video_mean_target_is_the_expression_change_from_the_video_mean(backbone):
+    """Frames that are the video's mean shape moved, turned and zoomed have a zero target;
+    lowering the lower lip (point 57) in some frames moves that point in the target, and the
+    others only by the shift of the face frame's origin (the mean point) that it causes."""
+    g = torch.Generator().manual_seed(0)
+    layout = torch.from_numpy(template_landmarks()).float() * 40 + 12
+    video = layout + torch.randn(B, 68, 2, generator=g)  # (B, 68, 2) each clip's video mean
+    angle = torch.rand(B, T, generator=g) - 0.5
+    cos, sin = angle.cos(), angle.sin()
+    turn = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], -2)
+    zoom = 0.8 + 0.4 * torch.rand(B, T, 1, 1, generator=g)
+    landmarks = zoom * video[:, None] @ turn.transpose(-1, -2) + torch.rand(B, T, 1, 2) * 5
+    lowered = landmarks.clone()
+    lowered[:, 1:, 57] += 3.0 * zoom[:, 1:, 0] * turn[:, 1:, :, 1]  # 3 px down the face
+    head = LandmarkShapeHead(reference="video_mean", hidden_dim=0)
+    head.attach(backbone, SPEC)
+    assert head.shapes(landmarks, video).abs().max() < 1e-4
+    change = head.shapes(lowered, video)  # (B, T, 68, 2)
+    assert change[:, 0].abs().max() < 1e-4  # frame 0 was not changed
+    moved = change[:, 1:] - change[:, 1:].mean(dim=2, keepdim=True)  # origin shift removed
+    assert (moved[:, :, 57, 1] > 0.05).all()  # down, in eye distances (about 3 / 25)
+    assert torch.cat([moved[:, :, :57], moved[:, :, 58:]], 2).abs().max() < 0.01
+    with pytest.raises(ValueError, match="video_landmarks"):
+        head.targets(landmarks)
 
 
 @pytest.mark.parametrize(

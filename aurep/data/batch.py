@@ -22,6 +22,9 @@ class ClipBatch:
     flow: (B, V, T, 2, h, w) float32 flow from frame t - delta to t, (dx, dy) in pixels of the
         view's frames, on an h x w grid.
     landmarks: (B, V, T, 68, 2) float32, iBUG points in pixels of the view's frames.
+    video_landmarks: (B, V, 68, 2) float32, the mean landmarks over every frame with a face of
+        the clip's whole video, mapped into the view as its first frame (comes with
+        ``landmarks``): the person's average shape in that video, a reference for expression.
     rois: (B, V, T, R, 4) float32 AU RoI boxes ``x1, y1, x2, y2`` in pixels of the view's frames.
     labels: (B, T, A) float32 AU occurrence 0/1; None when no frame has labels.
     label_mask: (B, T, A) bool, True where the label is known.
@@ -32,6 +35,7 @@ class ClipBatch:
     partner: torch.Tensor
     flow: torch.Tensor | None = None
     landmarks: torch.Tensor | None = None
+    video_landmarks: torch.Tensor | None = None
     rois: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     label_mask: torch.Tensor | None = None

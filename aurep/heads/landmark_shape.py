@@ -18,7 +18,7 @@ from aurep.heads.layers import clip_centred, mlp
 from aurep.landmarks import EYE_CORNERS, NUM_LANDMARKS
 from aurep.models.backbone import Backbone
 
-REFERENCES = ("template", "clip_mean", "clip_relative")
+REFERENCES = ("template", "clip_mean", "clip_relative", "video_mean")
 
 
 def face_frame(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -61,7 +61,11 @@ class LandmarkShapeHead(SSLHead):
             removes most of the identity; weak when a clip spans few AU changes);
             ``clip_relative`` = as ``clip_mean``, and the prediction is centred on the clip too:
             differences between a clip's frames are regressed, so the features need not guess
-            the person's mean shape from one frame.
+            the person's mean shape from one frame; ``video_mean`` = the shape minus the
+            shape of the video's mean landmarks (``batch.video_landmarks``): each frame's
+            expression relative to the person's average in the whole video, so the features
+            must carry it in absolute terms (not only within a clip) while the person's own
+            shape is still removed.
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
     """
 
@@ -78,15 +82,34 @@ class LandmarkShapeHead(SSLHead):
         self.regressor = mlp(backbone.num_features, self.hidden_dim, outputs)
         self.standardise = nn.BatchNorm1d(outputs, affine=False)
 
-    def targets(self, landmarks: torch.Tensor) -> torch.Tensor:
-        """landmarks: (B, T, 68, 2) pixels of view 0 -> (B * T, 136) standardised targets."""
+    def shapes(
+        self, landmarks: torch.Tensor, video_landmarks: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """landmarks: (B, T, 68, 2) pixels of view 0 (video_landmarks: (B, 68, 2), needed by
+        ``video_mean``) -> (B, T, 68, 2) the shapes to regress, relative to ``reference``, in
+        eye distances (:func:`normalised_shape`)."""
         shape = normalised_shape(landmarks.float())
-        if self.reference != "template":
-            shape = clip_centred(shape)
+        if self.reference == "template":
+            return shape
+        if self.reference != "video_mean":
+            return clip_centred(shape)
+        if video_landmarks is None:
+            raise ValueError(
+                "LandmarkShapeHead reference=video_mean needs batch.video_landmarks (each "
+                "clip's video mean landmarks, which ClipDataModule gives with the landmarks)"
+            )
+        return shape - normalised_shape(video_landmarks.float())[:, None]
+
+    def targets(
+        self, landmarks: torch.Tensor, video_landmarks: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """As :meth:`shapes` -> (B * T, 136), each coordinate standardised."""
+        shape = self.shapes(landmarks, video_landmarks)
         return self.standardise(shape.flatten(-2).flatten(0, 1))
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
-        target = self.targets(batch.landmarks[:, 0])
+        video = None if batch.video_landmarks is None else batch.video_landmarks[:, 0]
+        target = self.targets(batch.landmarks[:, 0], video)
         pooled = features.pooled  # (B, T, C)
         prediction = self.regressor(pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
         if self.reference == "clip_relative":
