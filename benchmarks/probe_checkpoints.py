@@ -49,6 +49,42 @@ def summary(entry: quality.Entry) -> dict:
     }
 
 
+def checkpoint_rows(
+    frames: quality.CorpusFrames, name: str, path: Path, centre: bool
+) -> dict[str, tuple[np.ndarray, int]]:
+    """Row name -> (features (N, C) of the probed frames, the checkpoint's optimiser steps):
+    ``name`` and, with ``centre``, ``name - identity mean``."""
+    features, _ = quality.checkpoint_features(path, frames)
+    steps = int(quality.read_checkpoint(path)["global_step"])
+    rows = {name: (features, steps)}
+    if centre:
+        rows[f"{name} - identity mean"] = (
+            quality.identity_centred(features, frames.subjects),
+            steps,
+        )
+    return rows
+
+
+def probe_rows(
+    frames: quality.CorpusFrames,
+    rows: dict[str, tuple[np.ndarray, int]],
+    corpus: Path,
+    log: Path,
+) -> list[dict]:
+    """Probe every row at each label fraction; each :func:`summary` line is printed and
+    appended to ``log`` (JSON lines) as soon as it is known, and returned."""
+    lines = []
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a") as out:
+        for name, (features, steps) in rows.items():
+            for entry in quality.evaluate(frames, features, name, 0, quality.FRACTIONS, steps):
+                line = {"corpus": str(corpus), **summary(entry)}
+                print(json.dumps(line), flush=True)
+                out.write(json.dumps(line) + "\n")
+                lines.append(line)
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("data/synth"))
@@ -68,21 +104,8 @@ def main() -> None:
         rows |= {k: (v, 0) for k, v in baseline_features(frames, args.size).items()}
     for item in args.checkpoints:
         name, _, path = item.partition("=")
-        features, _ = quality.checkpoint_features(Path(path), frames)
-        steps = int(quality.read_checkpoint(Path(path))["global_step"])
-        rows[name] = (features, steps)
-        if args.centre:
-            rows[f"{name} - identity mean"] = (
-                quality.identity_centred(features, frames.subjects),
-                steps,
-            )
-    args.log.parent.mkdir(parents=True, exist_ok=True)
-    with args.log.open("a") as log:
-        for name, (features, steps) in rows.items():
-            for entry in quality.evaluate(frames, features, name, 0, quality.FRACTIONS, steps):
-                line = {"corpus": str(args.corpus), **summary(entry)}
-                print(json.dumps(line), flush=True)
-                log.write(json.dumps(line) + "\n")
+        rows |= checkpoint_rows(frames, name, Path(path), args.centre)
+    probe_rows(frames, rows, args.corpus, args.log)
 
 
 if __name__ == "__main__":

@@ -389,29 +389,39 @@ def fresh(directory: Path) -> Path:
     return directory
 
 
-def pretrain(config: str, root: Path, run: Path, steps: int, seed: int) -> Path:
-    """``aurep fit`` base + fragment on ``root`` without the test fold; DIR/checkpoints/last.ckpt."""
-    code = aurep_main(
-        [
-            "fit",
-            f"--config={BASE_CONFIG}",
-            f"--config={PRETRAIN_DIR / PRETRAIN_FRAGMENTS[config]}",
-            f"--data.init_args.root={root}",
-            f"--data.init_args.exclude_folds=[{TEST_FOLD}]",
-            "--data.init_args.val_fraction=0",  # every non-test identity pretrains
-            "--data.init_args.val_clips=0",
-            f"--data.init_args.seed={seed}",
-            f"--seed_everything={seed}",
-            f"--trainer.max_steps={steps}",
-            "--trainer.max_epochs=-1",
-            f"--trainer.default_root_dir={fresh(run)}",
-            "--trainer.enable_progress_bar=false",
-        ]
-    )
+def fit_arguments(fragment: Path, root: Path, run: Path, steps: int, seed: int) -> list[str]:
+    """``aurep fit`` base + ``fragment`` on ``root`` without the test fold, every other identity
+    pretraining, ``steps`` optimiser steps, logs and checkpoints under ``run``."""
+    return [
+        "fit",
+        f"--config={BASE_CONFIG}",
+        f"--config={fragment}",
+        f"--data.init_args.root={root}",
+        f"--data.init_args.exclude_folds=[{TEST_FOLD}]",
+        "--data.init_args.val_fraction=0",  # every non-test identity pretrains
+        "--data.init_args.val_clips=0",
+        f"--data.init_args.seed={seed}",
+        f"--seed_everything={seed}",
+        f"--trainer.max_steps={steps}",
+        "--trainer.max_epochs=-1",
+        f"--trainer.default_root_dir={run}",
+        "--trainer.enable_progress_bar=false",
+    ]
+
+
+def finished_checkpoint(run: Path, code: int) -> Path:
+    """DIR/checkpoints/last.ckpt of a fit that exited with ``code``; an error if it failed."""
     checkpoint = run / "checkpoints" / "last.ckpt"
     if code != 0 or not checkpoint.exists():
-        raise RuntimeError(f"pretraining {config} failed (exit {code}); logs in {run}")
+        raise RuntimeError(f"pretraining failed (exit {code}); logs in {run}")
     return checkpoint
+
+
+def pretrain(config: str, root: Path, run: Path, steps: int, seed: int) -> Path:
+    """:func:`fit_arguments` of a config in a fresh ``run``; DIR/checkpoints/last.ckpt."""
+    fragment = PRETRAIN_DIR / PRETRAIN_FRAGMENTS[config]
+    code = aurep_main(fit_arguments(fragment, root, fresh(run), steps, seed))
+    return finished_checkpoint(run, code)
 
 
 def trained_steps(checkpoint: Path, data: dict) -> tuple[int, int]:

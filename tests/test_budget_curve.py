@@ -1,0 +1,77 @@
+"""benchmarks/budget_curve.py: one pretraining run probed at growing step budgets."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from aurep.models.checkpoints import read_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import budget_curve  # noqa: E402
+import quality  # noqa: E402
+
+FRAGMENT = REPO / "configs/pretrain/heads/landmark_shape.yaml"
+SMALL = ["--data.init_args.stride=1", "--data.init_args.num_workers=0"]  # 8-frame videos
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory) -> Path:
+    """6 identities (2 per fold) x 3 clips (the identity probe holds out 2 videos per person)."""
+    from aurep.synth import generate_corpus
+
+    out = tmp_path_factory.mktemp("curve_corpus") / "synth"
+    return generate_corpus(
+        out,
+        identities=6,
+        clips_per_identity=3,
+        frames=8,
+        size=64,
+        seed=0,
+        workers=1,
+        progress=False,
+    )
+
+
+def curve(corpus: Path, work: Path, *steps: int) -> str:
+    argv = ["tiny", f"--fragment={FRAGMENT}", f"--corpus={corpus}", f"--work={work}"]
+    return budget_curve.main([*argv, "--centre", "--steps", *map(str, steps), "--", *SMALL])
+
+
+@pytest.mark.slow
+def test_each_budget_resumes_the_last_and_is_kept_and_probed(corpus, tmp_path, monkeypatch):
+    table = curve(corpus, tmp_path, 4, 2)
+    run = tmp_path / "tiny"
+    for steps in (2, 4):
+        checkpoint = read_checkpoint(budget_curve.kept_checkpoint(run, steps))
+        assert checkpoint["global_step"] == steps
+        assert any(k.startswith("model.heads.landmark_shape.") for k in checkpoint["state_dict"])
+    lines = [json.loads(line) for line in (tmp_path / "probes.jsonl").read_text().splitlines()]
+    rows = {(line["row"], line["fraction"], line["steps"]) for line in lines}
+    for steps in (2, 4):
+        for fraction in quality.FRACTIONS:
+            assert (f"tiny@{steps}", fraction, steps) in rows
+            assert (f"tiny@{steps} - identity mean", fraction, steps) in rows
+    # 8 clips x 4 frames per step
+    assert [line.split(" | ")[:2] for line in table.splitlines()[2:]] == [
+        ["| 2", "64"],
+        ["| 4", "128"],
+    ]
+    # the second budget trained on from the first: one run, one fit resumed, not two fresh fits
+    assert len(list(run.glob("version_*"))) == 2
+
+    def no_fit(argv):
+        raise AssertionError(f"kept budgets must not be trained again: {argv}")
+
+    monkeypatch.setattr(quality, "aurep_main", no_fit)
+    assert curve(corpus, tmp_path, 2, 4) == table  # kept checkpoints, same probe
+    with pytest.raises(SystemExit, match="already trained 4 steps, past the budget 3"):
+        curve(corpus, tmp_path, 3)
+
+
+def test_a_missing_fragment_is_named(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        budget_curve.main(["x", "--fragment", str(tmp_path / "nope.yaml"), "--steps", "10"])
+    assert "nope.yaml: no such config file" in capsys.readouterr().err
