@@ -144,21 +144,33 @@ TINY_FIT = [
 """LightningCLI overrides that shrink any pretraining config to a few tiny steps on CPU."""
 
 
-@pytest.fixture(scope="session")
-def tiny_corpus(tmp_path_factory) -> Path:
-    """A tiny synthetic corpus: 6 identities (2 per fold) x 2 clips x 8 frames, 64 px, with flow."""
+def generate_tiny_corpus(out: Path, clips_per_identity: int = 2) -> Path:
+    """6 identities (2 per fold) x ``clips_per_identity`` clips x 8 frames, 64 px, with flow."""
     from aurep.synth import generate_corpus
 
     return generate_corpus(
-        tmp_path_factory.mktemp("tiny_corpus") / "synth",
+        out,
         identities=6,
-        clips_per_identity=2,
+        clips_per_identity=clips_per_identity,
         frames=8,
         size=64,
         seed=0,
         workers=1,
         progress=False,
     )
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory) -> Path:
+    """A tiny synthetic corpus (:func:`generate_tiny_corpus`, 2 clips per identity)."""
+    return generate_tiny_corpus(tmp_path_factory.mktemp("tiny_corpus") / "synth")
+
+
+@pytest.fixture(scope="session")
+def three_clip_corpus(tmp_path_factory) -> Path:
+    """The tiny corpus with 3 clips per identity: the benchmark's identity probe holds out two
+    videos of every person."""
+    return generate_tiny_corpus(tmp_path_factory.mktemp("three_clip_corpus") / "synth", 3)
 
 
 # ---------------------------------------------------------------- random head batches

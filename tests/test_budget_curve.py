@@ -17,32 +17,16 @@ FRAGMENT = REPO / "configs/pretrain/heads/landmark_shape.yaml"
 SMALL = ["--data.init_args.stride=1", "--data.init_args.num_workers=0"]  # 8-frame videos
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory) -> Path:
-    """6 identities (2 per fold) x 3 clips (the identity probe holds out 2 videos per person)."""
-    from aurep.synth import generate_corpus
-
-    out = tmp_path_factory.mktemp("curve_corpus") / "synth"
-    return generate_corpus(
-        out,
-        identities=6,
-        clips_per_identity=3,
-        frames=8,
-        size=64,
-        seed=0,
-        workers=1,
-        progress=False,
-    )
-
-
 def curve(corpus: Path, work: Path, *steps: int) -> str:
     argv = ["tiny", f"--fragment={FRAGMENT}", f"--corpus={corpus}", f"--work={work}"]
     return budget_curve.main([*argv, "--centre", "--steps", *map(str, steps), "--", *SMALL])
 
 
 @pytest.mark.slow
-def test_each_budget_resumes_the_last_and_is_kept_and_probed(corpus, tmp_path, monkeypatch):
-    table = curve(corpus, tmp_path, 4, 2)
+def test_each_budget_resumes_the_last_and_is_kept_and_probed(
+    three_clip_corpus, tmp_path, monkeypatch
+):
+    table = curve(three_clip_corpus, tmp_path, 4, 2)
     run = tmp_path / "tiny"
     for steps in (2, 4):
         checkpoint = read_checkpoint(budget_curve.kept_checkpoint(run, steps))
@@ -66,9 +50,9 @@ def test_each_budget_resumes_the_last_and_is_kept_and_probed(corpus, tmp_path, m
         raise AssertionError(f"kept budgets must not be trained again: {argv}")
 
     monkeypatch.setattr(quality, "aurep_main", no_fit)
-    assert curve(corpus, tmp_path, 2, 4) == table  # kept checkpoints, same probe
+    assert curve(three_clip_corpus, tmp_path, 2, 4) == table  # kept checkpoints, same probe
     with pytest.raises(SystemExit, match="already trained 4 steps, past the budget 3"):
-        curve(corpus, tmp_path, 3)
+        curve(three_clip_corpus, tmp_path, 3)
 
 
 def test_a_missing_fragment_is_named(tmp_path, capsys):
