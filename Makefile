@@ -48,7 +48,7 @@ demo: synth
 # (40 for the ceiling); --configs/--steps choose others.
 benchmark-quality-quick: install
 	$(BIN)/python benchmarks/quality.py --mode quick
-# Full (about 20 h on 2 CPU cores; meant for a GPU): every pretraining config, 1000-step budgets, 3000 for the ceiling.
+# Full (about 60 h on 2 CPU cores; meant for a GPU): every pretraining config, 3000-step budgets, 6000 for the ceiling.
 benchmark-quality: install
 	$(BIN)/python benchmarks/quality.py --mode full
 
