@@ -67,15 +67,15 @@ def reach(
         last = quality.finished_checkpoint(
             run, quality.aurep_main(arguments + [*overrides, *resume])
         )
+        stopped = int(quality.read_checkpoint(last)["global_step"])
+        if stopped != steps:  # checked before keeping: a short run is never kept as budget N
+            raise SystemExit(f"{run}: the fit stopped at step {stopped}, not {steps}")
         kept.parent.mkdir(exist_ok=True)
         partial = kept.with_suffix(".partial")
         shutil.copyfile(last, partial)
         partial.replace(kept)
     data = quality.read_checkpoint(kept).get("datamodule_hyper_parameters", {})
-    done, images = quality.trained_steps(kept, data)
-    if done != steps:
-        raise SystemExit(f"{kept}: the fit stopped at step {done}, not {steps}; see {run}")
-    return Budget(kept, done, images)
+    return Budget(kept, *quality.trained_steps(kept, data))
 
 
 def curve_table(name: str, budgets: Sequence[Budget], lines: Sequence[dict]) -> str:
