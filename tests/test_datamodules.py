@@ -116,6 +116,39 @@ def test_video_landmarks_are_the_mean_over_the_video_frames_with_a_face(prepared
         torch.testing.assert_close(offset, expected.expand_as(offset), atol=1e-4, rtol=0)
 
 
+def test_subject_landmarks_are_the_mean_over_every_video_of_the_subject(prepared):
+    """Each subject's two videos lose different frames (v0 its first, v1 its first six): the
+    subject mean weights every frame with a face of both videos alike, so it differs from
+    either video's mean."""
+
+    def success(video, length):
+        flags = np.ones(length, np.int8)
+        flags[: 6 if video.endswith("_v1") else 1] = 0
+        return flags
+
+    root = prepared(length=12, success=success)
+    module = clip_module(root, clip_length=2, num_views=1, image_size=48, **NO_AUGMENT)
+    dataset = PreparedDataset(root)
+    video_names = sorted(dataset.videos)
+    manifest = dataset.manifest
+
+    def face_points(video):  # (F, 68, 2) stored landmarks of the frames with a face
+        found = manifest.loc[manifest.video == video, "success"].to_numpy() == 1
+        return dataset.landmarks(video)[found]
+
+    for batch in batches(module, 2):
+        origin = batch.frames[:, 0, 0, :2, 0, 0].numpy()  # (B, 2): video number, frame
+        for b, (number, frame) in enumerate(origin):
+            video = video_names[number]
+            subject = dataset.video_subjects[video]
+            own = [face_points(v) for v in video_names if dataset.video_subjects[v] == subject]
+            expected = np.concatenate(own).mean(axis=0) - dataset.landmarks(video)[frame]
+            offset = batch.subject_landmarks[b, 0] - batch.landmarks[b, 0, 0]
+            np.testing.assert_allclose(offset.numpy(), expected, atol=1e-3)
+            gap = batch.subject_landmarks[b, 0] - batch.video_landmarks[b, 0]
+            assert gap[:, 0].abs().mean() > 0.5  # frames 1-11 / 6-11 against both videos
+
+
 def test_video_landmarks_follow_each_view_flips_included(flow_dataset):
     """Every frame of the fixture is the same layout shifted, so in every view (mirrored,
     turned) the video mean has the frames' normalised shape."""

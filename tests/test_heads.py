@@ -453,6 +453,7 @@ def test_key_queue_gathers_keys_across_ranks(tmp_path):
         ("clip_mean", False),
         ("clip_relative", True),
         ("video_mean", False),
+        ("subject_mean", False),
     ],
 )
 def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
@@ -468,6 +469,7 @@ def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
         frames=batch.frames[:, :, :1].expand_as(batch.frames).contiguous(),
         landmarks=batch.landmarks[:, :, :1].expand_as(batch.landmarks).contiguous(),
         video_landmarks=batch.landmarks[:, :, -1],
+        subject_landmarks=batch.landmarks[:, :, -1],
     )
     head = LandmarkShapeHead(reference=reference)
     head.attach(backbone, SPEC)
@@ -499,6 +501,25 @@ def test_landmark_shape_video_mean_target_is_the_expression_change_from_the_vide
     assert torch.cat([moved[:, :, :57], moved[:, :, 58:]], 2).abs().max() < 0.01
     with pytest.raises(ValueError, match="video_landmarks"):
         head.targets(landmarks)
+
+
+def test_landmark_shape_subject_mean_reads_the_subject_landmarks(backbone):
+    """``subject_mean`` regresses the shape relative to ``batch.subject_landmarks``: changing
+    the video means leaves its loss as it is, changing the subject means does not; without
+    them it names the field it needs."""
+    batch = make_batch()
+    first, last = batch.landmarks[:, :, 0], batch.landmarks[:, :, -1]
+    head = LandmarkShapeHead(reference="subject_mean", hidden_dim=0)
+    head.attach(backbone, SPEC)
+
+    def loss(video, subject):
+        means = dataclasses.replace(batch, video_landmarks=video, subject_landmarks=subject)
+        return head(means, features_of(backbone, means), backbone).loss
+
+    torch.testing.assert_close(loss(first, last), loss(last, last))
+    assert (loss(first, last) - loss(first, first)).abs() > 1e-3
+    with pytest.raises(ValueError, match="subject_landmarks"):
+        head(batch, features_of(backbone, batch), backbone)
 
 
 @pytest.mark.parametrize(

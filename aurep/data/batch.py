@@ -25,6 +25,9 @@ class ClipBatch:
     video_landmarks: (B, V, 68, 2) float32, the mean landmarks over every frame with a face of
         the clip's whole video, mapped into the view as its first frame (comes with
         ``landmarks``): the person's average shape in that video, a reference for expression.
+    subject_landmarks: (B, V, 68, 2) float32, as ``video_landmarks`` over every video of the
+        clip's subject (comes with ``landmarks``): the person's average shape, which the
+        mean expression of one video no longer shifts. Needs subject names, not AU labels.
     rois: (B, V, T, R, 4) float32 AU RoI boxes ``x1, y1, x2, y2`` in pixels of the view's frames.
     labels: (B, T, A) float32 AU occurrence 0/1; None when no frame has labels.
     label_mask: (B, T, A) bool, True where the label is known.
@@ -36,6 +39,7 @@ class ClipBatch:
     flow: torch.Tensor | None = None
     landmarks: torch.Tensor | None = None
     video_landmarks: torch.Tensor | None = None
+    subject_landmarks: torch.Tensor | None = None
     rois: torch.Tensor | None = None
     labels: torch.Tensor | None = None
     label_mask: torch.Tensor | None = None

@@ -117,7 +117,7 @@ class ClipDataset(Dataset):
     """Clips in ``needs.views`` augmented views; items are keyed ``(clip_index, seed)``.
 
     Only what ``needs`` asks for is read and warped (None: frames of one view). Returns a dict of numpy arrays: ``frames``
-    uint8 (V, T, 3, H, W); ``landmarks`` (V, T, 68, 2) and ``video_landmarks`` (V, 68, 2) (see
+    uint8 (V, T, 3, H, W); ``landmarks`` (V, T, 68, 2), ``video_landmarks`` and ``subject_landmarks`` (V, 68, 2) (see
     :class:`~aurep.data.batch.ClipBatch`) if ``needs.landmarks``; ``rois``
     (V, T, R, 4) (pixels of the view) if ``needs.rois``; ``flow`` (V, T, 2, g, g) float32 if
     ``needs.flow``, the motion into each clip frame (see :meth:`read_flow`); ``identity`` int; ``labels`` int8 (T, A) (1/0/-1) for the dataset's AUs.
@@ -148,6 +148,7 @@ class ClipDataset(Dataset):
         self.labels = manifest[dataset.label_columns].to_numpy(np.int8)
         self.success = manifest["success"].to_numpy()
         self._video_means: dict[str, np.ndarray] = {}
+        self._subject_means: dict[str, np.ndarray] = {}
         first = pd.Series(np.arange(len(manifest))).groupby(manifest["video"].to_numpy()).min()
         self.first_row = {str(video): int(row) for video, row in first.items()}
 
@@ -158,15 +159,28 @@ class ClipDataset(Dataset):
         span = (self.clip_length - 1) * self.stride + 1
         return self.dataset.array(video, name, start, span)[:: self.stride]
 
+    def face_landmarks(self, video: str) -> np.ndarray:
+        """(F, 68, 2) landmarks of the frames of ``video`` with a face, pixels of the stored
+        frames."""
+        points = self.dataset.landmarks(video)
+        first = self.first_row[video]
+        return points[self.success[first : first + len(points)] == 1]
+
     def video_mean_landmarks(self, video: str) -> np.ndarray:
-        """(68, 2) mean landmarks over the frames of ``video`` with a face, pixels of the stored
-        frames (computed once per video and worker)."""
+        """(68, 2) mean landmarks over the frames of ``video`` with a face (computed once per
+        video and worker)."""
         if video not in self._video_means:
-            points = self.dataset.landmarks(video)
-            first = self.first_row[video]
-            found = self.success[first : first + len(points)] == 1
-            self._video_means[video] = points[found].mean(axis=0)
+            self._video_means[video] = self.face_landmarks(video).mean(axis=0)
         return self._video_means[video]
+
+    def subject_mean_landmarks(self, subject: str) -> np.ndarray:
+        """(68, 2) mean landmarks over the frames with a face of every video of ``subject``
+        (computed once per subject and worker)."""
+        if subject not in self._subject_means:
+            videos = [v for v, s in self.dataset.video_subjects.items() if s == subject]
+            points = np.concatenate([self.face_landmarks(v) for v in videos])
+            self._subject_means[subject] = points.mean(axis=0)
+        return self._subject_means[subject]
 
     def read_flow(self, video: str, start: int) -> np.ndarray:
         """(T, 2, g, g) flow targets of a clip, pixels. With frame-to-frame targets (delta 1)
@@ -192,7 +206,11 @@ class ClipDataset(Dataset):
         use_points = needs.landmarks or needs.rois
         landmarks = self._read("landmarks", video, start) if use_points else None
         if needs.landmarks:
-            video_mean = np.broadcast_to(self.video_mean_landmarks(video), landmarks.shape)
+            subject = self.dataset.video_subjects[video]
+            references = {
+                "video_landmarks": self.video_mean_landmarks(video),
+                "subject_landmarks": self.subject_mean_landmarks(subject),
+            }
         flow = self.read_flow(video, start) if needs.flow else None
         rng = np.random.default_rng(seed)
         views = []
@@ -203,7 +221,8 @@ class ClipDataset(Dataset):
                 points = view.points(landmarks)
                 if needs.landmarks:
                     item["landmarks"] = points
-                    item["video_landmarks"] = view.points(video_mean)[0]
+                    for name, mean in references.items():
+                        item[name] = view.points(np.broadcast_to(mean, landmarks.shape))[0]
                 if needs.rois:
                     item["rois"] = roi_boxes(points, self.roi_aus, self.roi_size, self.roi_unit)
             if flow is not None:
@@ -234,6 +253,7 @@ def collate_clips(items: list[dict], has_labels: bool) -> ClipBatch:
         flow=stack("flow"),
         landmarks=stack("landmarks"),
         video_landmarks=stack("video_landmarks"),
+        subject_landmarks=stack("subject_landmarks"),
         rois=stack("rois"),
         labels=None if labels is None else labels.clamp(min=0).float(),
         label_mask=None if labels is None else labels != -1,

@@ -18,7 +18,9 @@ from aurep.heads.layers import clip_centred, mlp
 from aurep.landmarks import EYE_CORNERS, NUM_LANDMARKS
 from aurep.models.backbone import Backbone
 
-REFERENCES = ("template", "clip_mean", "clip_relative", "video_mean")
+REFERENCES = ("template", "clip_mean", "clip_relative", "video_mean", "subject_mean")
+# The batch field holding each clip's reference landmarks, for the references that use one.
+REFERENCE_FIELDS = {"video_mean": "video_landmarks", "subject_mean": "subject_landmarks"}
 
 
 def face_frame(points: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -65,7 +67,9 @@ class LandmarkShapeHead(SSLHead):
             shape of the video's mean landmarks (``batch.video_landmarks``): each frame's
             expression relative to the person's average in the whole video, so the features
             must carry it in absolute terms (not only within a clip) while the person's own
-            shape is still removed.
+            shape is still removed; ``subject_mean`` = as ``video_mean`` with the mean over
+            all of the subject's videos (``batch.subject_landmarks``), so one video's mean
+            expression no longer shifts the target (uses subject names, not AU labels).
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
     """
 
@@ -83,33 +87,35 @@ class LandmarkShapeHead(SSLHead):
         self.standardise = nn.BatchNorm1d(outputs, affine=False)
 
     def shapes(
-        self, landmarks: torch.Tensor, video_landmarks: torch.Tensor | None = None
+        self, landmarks: torch.Tensor, mean_landmarks: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """landmarks: (B, T, 68, 2) pixels of view 0 (video_landmarks: (B, 68, 2), needed by
-        ``video_mean``) -> (B, T, 68, 2) the shapes to regress, relative to ``reference``, in
-        eye distances (:func:`normalised_shape`)."""
+        """landmarks: (B, T, 68, 2) pixels of view 0 (mean_landmarks: (B, 68, 2), the
+        reference's mean landmarks, needed by ``video_mean`` and ``subject_mean``) -> (B, T,
+        68, 2) the shapes to regress, relative to ``reference``, in eye distances
+        (:func:`normalised_shape`)."""
         shape = normalised_shape(landmarks.float())
         if self.reference == "template":
             return shape
-        if self.reference != "video_mean":
+        if self.reference not in REFERENCE_FIELDS:
             return clip_centred(shape)
-        if video_landmarks is None:
+        if mean_landmarks is None:
+            field = REFERENCE_FIELDS[self.reference]
             raise ValueError(
-                "LandmarkShapeHead reference=video_mean needs batch.video_landmarks (each "
-                "clip's video mean landmarks, which ClipDataModule gives with the landmarks)"
+                f"LandmarkShapeHead reference={self.reference} needs batch.{field} (each "
+                "clip's mean landmarks, which ClipDataModule gives with the landmarks)"
             )
-        return shape - normalised_shape(video_landmarks.float())[:, None]
+        return shape - normalised_shape(mean_landmarks.float())[:, None]
 
     def targets(
-        self, landmarks: torch.Tensor, video_landmarks: torch.Tensor | None = None
+        self, landmarks: torch.Tensor, mean_landmarks: torch.Tensor | None = None
     ) -> torch.Tensor:
         """As :meth:`shapes` -> (B * T, 136), each coordinate standardised."""
-        shape = self.shapes(landmarks, video_landmarks)
+        shape = self.shapes(landmarks, mean_landmarks)
         return self.standardise(shape.flatten(-2).flatten(0, 1))
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
-        video = None if batch.video_landmarks is None else batch.video_landmarks[:, 0]
-        target = self.targets(batch.landmarks[:, 0], video)
+        means = getattr(batch, REFERENCE_FIELDS.get(self.reference, "video_landmarks"))
+        target = self.targets(batch.landmarks[:, 0], None if means is None else means[:, 0])
         pooled = features.pooled  # (B, T, C)
         prediction = self.regressor(pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
         if self.reference == "clip_relative":
