@@ -12,10 +12,14 @@ Probing is :mod:`probe_checkpoints`' (the quality benchmark's protocol: fold 3 u
 logistic regression, identity accuracy), one JSON line per row and label fraction appended to
 ``WORK/probes.jsonl``; a markdown table of the curve is printed at the end. Baselines come from
 ``probe_checkpoints.py --corpus C`` (deterministic, so one run per corpus serves every curve).
+``--probe-corpus P`` pretrains on ``--corpus`` and probes on P (e.g. a corpus of other people,
+to ask what more pretraining identities give); the fit still leaves out ``--corpus``'s fold 3
+unless the overrides say otherwise (``--data.init_args.exclude_folds=[]``).
 
     .venv/bin/python benchmarks/budget_curve.py landmark_invariant \\
         --fragment configs/pretrain/landmark_invariant.yaml --steps 1000 2000 3000 --centre \\
-        [--corpus data/synth] [--seed 0] [--work runs/budget] [-- FIT_OVERRIDES ...]
+        [--corpus data/synth] [--probe-corpus P] [--seed 0] [--work runs/budget] \\
+        [-- FIT_OVERRIDES ...]
 """
 
 from __future__ import annotations
@@ -104,7 +108,8 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
     parser.add_argument("name", help="run name: WORK/NAME, rows NAME@STEPS")
     parser.add_argument("--fragment", type=Path, required=True, help="pretraining config")
     parser.add_argument("--steps", type=int, nargs="+", required=True, help="budgets")
-    parser.add_argument("--corpus", type=Path, default=Path("data/synth"))
+    parser.add_argument("--corpus", type=Path, default=Path("data/synth"), help="pretraining")
+    parser.add_argument("--probe-corpus", type=Path, help="the probes' corpus (--corpus)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=Path("runs/budget"))
     parser.add_argument("--centre", action="store_true", help="also probe features - identity mean")
@@ -119,14 +124,15 @@ def parse_args(argv: Sequence[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: Sequence[str] | None = None) -> str:
     args, overrides = parse_args(sys.argv[1:] if argv is None else argv)
     corpus, run = args.corpus.resolve(), (args.work / args.name).resolve()
-    frames = quality.corpus_frames(corpus)
+    probe_corpus = args.probe_corpus or args.corpus
+    frames = quality.corpus_frames(probe_corpus.resolve())
     budgets, lines = [], []
     for steps in sorted(set(args.steps)):
         budget = reach(args.fragment.resolve(), corpus, run, steps, args.seed, overrides)
         rows = probe_checkpoints.checkpoint_rows(
             frames, f"{args.name}@{steps}", budget.checkpoint, args.centre
         )
-        lines += probe_checkpoints.probe_rows(frames, rows, args.corpus, args.work / "probes.jsonl")
+        lines += probe_checkpoints.probe_rows(frames, rows, probe_corpus, args.work / "probes.jsonl")
         budgets.append(budget)
     table = curve_table(args.name, budgets, lines)
     print(table)

@@ -17,8 +17,9 @@ FRAGMENT = REPO / "configs/pretrain/heads/landmark_shape.yaml"
 SMALL = ["--data.init_args.stride=1", "--data.init_args.num_workers=0"]  # 8-frame videos
 
 
-def curve(corpus: Path, work: Path, *steps: int) -> str:
+def curve(corpus: Path, work: Path, *steps: int, probe: Path | None = None) -> str:
     argv = ["tiny", f"--fragment={FRAGMENT}", f"--corpus={corpus}", f"--work={work}"]
+    argv += [] if probe is None else [f"--probe-corpus={probe}"]
     return budget_curve.main([*argv, "--centre", "--steps", *map(str, steps), "--", *SMALL])
 
 
@@ -53,6 +54,17 @@ def test_each_budget_resumes_the_last_and_is_kept_and_probed(
     assert curve(three_clip_corpus, tmp_path, 2, 4) == table  # kept checkpoints, same probe
     with pytest.raises(SystemExit, match="already trained 4 steps, past the budget 3"):
         curve(three_clip_corpus, tmp_path, 3)
+
+
+@pytest.mark.slow
+def test_the_probe_corpus_can_differ_from_the_pretraining_corpus(
+    tiny_corpus, three_clip_corpus, tmp_path
+):
+    curve(tiny_corpus, tmp_path, 2, probe=three_clip_corpus)
+    kept = read_checkpoint(budget_curve.kept_checkpoint(tmp_path / "tiny", 2))
+    assert Path(kept["datamodule_hyper_parameters"]["root"]) == tiny_corpus.resolve()
+    lines = [json.loads(line) for line in (tmp_path / "probes.jsonl").read_text().splitlines()]
+    assert lines and {line["corpus"] for line in lines} == {str(three_clip_corpus)}
 
 
 def test_a_missing_fragment_is_named(tmp_path, capsys):
