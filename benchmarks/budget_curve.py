@@ -132,7 +132,9 @@ def main(argv: Sequence[str] | None = None) -> str:
         rows = probe_checkpoints.checkpoint_rows(
             frames, f"{args.name}@{steps}", budget.checkpoint, args.centre
         )
-        lines += probe_checkpoints.probe_rows(frames, rows, probe_corpus, args.work / "probes.jsonl")
+        lines += probe_checkpoints.probe_rows(
+            frames, rows, probe_corpus, args.work / "probes.jsonl"
+        )
         budgets.append(budget)
     table = curve_table(args.name, budgets, lines)
     print(table)
