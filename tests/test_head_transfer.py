@@ -1,0 +1,56 @@
+"""benchmarks/head_transfer.py: a landmark head's fit on seen and unseen identities."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import template_landmarks
+
+from aurep.heads.landmark_shape import REFERENCES, LandmarkShapeHead
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+import head_transfer  # noqa: E402
+import quality  # noqa: E402
+
+
+@pytest.mark.parametrize("reference", REFERENCES)
+def test_a_regressor_that_returns_the_target_explains_all_of_it(reference):
+    """With an identity regressor, features equal to the head's own targets are predicted
+    exactly (explained 1); features of the opposite change are not."""
+    head = LandmarkShapeHead(hidden_dim=0, reference=reference).eval()
+    head.regressor = torch.nn.Linear(136, 136)
+    with torch.no_grad():
+        head.regressor.weight.copy_(torch.eye(136))
+        head.regressor.bias.zero_()
+    head.standardise = torch.nn.BatchNorm1d(136, affine=False).eval()
+    rng = np.random.default_rng(0)
+    points = template_landmarks()[None] * 50 + rng.normal(0, 1.0, (6, 68, 2))  # (F, 68, 2)
+    mean = points.mean(axis=0) + rng.normal(0, 0.5, (68, 2))
+    torch_points = torch.from_numpy(points).float()[None]
+    with torch.no_grad():
+        target = head.targets(torch_points, torch.from_numpy(mean).float()[None]).numpy()
+    prediction, expected = head_transfer.video_fit(head, target, points, mean)
+    assert head_transfer.explained(prediction, expected) == pytest.approx(1.0, abs=1e-5)
+    opposite, _ = head_transfer.video_fit(head, -target, points, mean)
+    assert head_transfer.explained(opposite, expected) < -2
+
+
+@pytest.mark.slow
+def test_a_trained_head_is_measured_on_both_identity_groups(three_clip_corpus, tmp_path):
+    fragment = REPO / "configs/pretrain/heads/landmark_shape.yaml"
+    run = tmp_path / "run"
+    small = ["--data.init_args.stride=1", "--data.init_args.num_workers=0"]
+    code = quality.aurep_main(quality.fit_arguments(fragment, three_clip_corpus, run, 2, 0) + small)
+    checkpoint = quality.finished_checkpoint(run, code)
+    log = tmp_path / "transfer.jsonl"
+    argv = [str(checkpoint), "--reference=clip_relative", f"--corpus={three_clip_corpus}"]
+    line = head_transfer.main([*argv, f"--log={log}"])
+    assert json.loads(log.read_text()) == line
+    for group in ("training_identities", "unseen_identities"):
+        assert np.isfinite(line[group]) and line[group] <= 1.0
+    with pytest.raises(SystemExit, match="no landmark head 'flow'"):
+        head_transfer.main([*argv, "--head=flow", f"--log={log}"])
