@@ -4,10 +4,17 @@ teach the features.
 
 Rows (each frame's 136 coordinates, :func:`aurep.heads.landmark_shape.normalised_shape`):
 ``normalised shape`` (the ``template`` reference), ``- video mean shape`` (the shape of the
-video's mean landmarks: the ``video_mean`` reference), ``- identity mean`` (each identity's mean
-normalised shape over all its frames: needs identities, an ideal the heads cannot use).
+video's mean landmarks: the ``video_mean`` reference), ``- video's frames' mean`` (the mean
+normalised shape of the video's frames: what ``clip_relative`` regresses when the clip is the
+whole video, its upper bound, as clips are shorter), ``- identity mean`` (each identity's mean
+normalised shape over all its frames: about the ``subject_mean`` reference).
 
-    python benchmarks/shape_targets.py --corpus data/synth
+``--explained R ...`` adds, per row and share R, the row standardised plus independent Gaussian
+noise that leaves a share R of each coordinate's variance to the signal: the AU F1 a head's
+prediction could give if its errors were unstructured, to set beside a head's measured fit on
+unseen people (``benchmarks/head_transfer.py``).
+
+    python benchmarks/shape_targets.py --corpus data/synth [--explained 0.85 0.72 0.5]
 """
 
 from __future__ import annotations
@@ -42,16 +49,32 @@ def target_rows(frames: quality.CorpusFrames) -> dict[str, np.ndarray]:
     return {
         "normalised shape": shape,
         "normalised shape - video mean shape": shape - reference.reshape(len(points), -1),
+        "normalised shape - video's frames' mean": quality.identity_centred(shape, frames.videos),
         "normalised shape - identity mean": quality.identity_centred(shape, frames.subjects),
     }
+
+
+def with_noise(target: np.ndarray, explained: float, seed: int = 0) -> np.ndarray:
+    """(N, D) target -> (N, D): each column standardised, plus independent N(0, 1/R - 1) noise,
+    so a share R (0 < R <= 1) of every column's variance is the target's."""
+    if not 0 < explained <= 1:
+        raise ValueError(f"explained share must be in (0, 1], got {explained}")
+    spread = target.std(axis=0)
+    standard = (target - target.mean(axis=0)) / np.where(spread > 0, spread, 1)
+    noise = np.random.default_rng(seed).normal(0, np.sqrt(1 / explained - 1), target.shape)
+    return standard + noise
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--corpus", type=Path, default=Path("data/synth"))
+    parser.add_argument("--explained", type=float, nargs="*", default=[], metavar="R")
     args = parser.parse_args()
     frames = quality.corpus_frames(args.corpus.resolve())
-    for name, features in target_rows(frames).items():
+    rows = target_rows(frames)
+    for name, target in list(rows.items()):
+        rows |= {f"{name}, explained {r}": with_noise(target, r) for r in args.explained}
+    for name, features in rows.items():
         entries = quality.evaluate(frames, features.astype(np.float32), name, 0, quality.FRACTIONS)
         for entry in entries:
             print(json.dumps({"corpus": str(args.corpus), **summary(entry)}), flush=True)

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from aurep.heads.landmark_shape import normalised_shape
@@ -29,3 +30,15 @@ def test_targets_are_the_shapes_relative_to_each_reference(tiny_corpus):
     for subject in np.unique(frames.subjects):
         np.testing.assert_allclose(centred[frames.subjects == subject].sum(axis=0), 0, atol=1e-9)
     assert np.abs(rows["normalised shape - video mean shape"]).max() > 1e-3  # not all zero
+    frames_mean = rows["normalised shape - video's frames' mean"]
+    np.testing.assert_allclose(frames_mean[video], shape[video] - shape[video].mean(axis=0))
+
+
+def test_noise_leaves_the_asked_share_of_the_variance_to_the_target():
+    target = np.random.default_rng(1).normal(3.0, [1.0, 5.0], (20000, 2))
+    for explained in (1.0, 0.72, 0.3):
+        noisy = shape_targets.with_noise(target, explained)
+        share = [np.corrcoef(noisy[:, d], target[:, d])[0, 1] ** 2 for d in range(2)]
+        np.testing.assert_allclose(share, explained, atol=0.02)
+    with pytest.raises(ValueError, match="explained share"):
+        shape_targets.with_noise(target, 0.0)
