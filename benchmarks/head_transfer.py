@@ -4,8 +4,9 @@ A :class:`~aurep.heads.landmark_shape.LandmarkShapeHead` logs the share of its s
 target's variance that it explains, on the pretraining identities. This script measures that
 share, 1 - mean squared error / mean squared target, on the quality benchmark's frames of the
 probe's training identities (folds 1-2 less the probe's validation identities: pretraining
-identities of a run on the same corpus that left out fold 3) and of its unseen ones (fold 3). A large gap says the features
-learned the training people's faces more than their expressions.
+identities of a run on the same corpus that left out fold 3) and of its unseen ones (fold 3).
+A large gap says the features learned the training people's faces more than their
+expressions.
 
 Targets are the head's own (:meth:`LandmarkShapeHead.targets`, standardised with its running
 statistics), per video: ``clip_mean`` and ``clip_relative`` treat the whole video as the clip

@@ -114,7 +114,8 @@ class LandmarkShapeHead(SSLHead):
         return self.standardise(shape.flatten(-2).flatten(0, 1))
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
-        means = getattr(batch, REFERENCE_FIELDS.get(self.reference, "video_landmarks"))
+        field = REFERENCE_FIELDS.get(self.reference)
+        means = None if field is None else getattr(batch, field)
         target = self.targets(batch.landmarks[:, 0], None if means is None else means[:, 0])
         pooled = features.pooled  # (B, T, C)
         prediction = self.regressor(pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
