@@ -10,7 +10,8 @@ expressions.
 
 Targets are the head's own (:meth:`LandmarkShapeHead.targets`, standardised with its running
 statistics), per video: ``clip_mean`` and ``clip_relative`` treat the whole video as the clip
-(prediction centred on it too for ``clip_relative``), ``video_mean`` and ``subject_mean`` take
+(prediction centred on it too for ``clip_relative``), ``subject_relative`` all of the subject's
+probed frames (prediction centred too), ``video_mean`` and ``subject_mean`` take
 the mean landmarks of the video's or the subject's probed frames. The checkpoint does not store
 a head's reference, so it is given.
 
@@ -32,8 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import quality  # noqa: E402
 
 from aurep.data.batch import ClipSpec  # noqa: E402
-from aurep.heads.landmark_shape import REFERENCES, LandmarkShapeHead  # noqa: E402
-from aurep.heads.layers import clip_centred  # noqa: E402
+from aurep.heads.landmark_shape import REFERENCES, RELATIVE, LandmarkShapeHead  # noqa: E402
 from aurep.models.checkpoints import load_backbone  # noqa: E402
 
 
@@ -57,13 +57,15 @@ def trained_head(checkpoint: Path, name: str, reference: str) -> LandmarkShapeHe
 def video_fit(
     head: LandmarkShapeHead, features: np.ndarray, points: np.ndarray, mean: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """One video's frames: features (F, C), landmarks (F, 68, 2), the reference's mean
-    landmarks (68, 2) or None -> (prediction, target), each (F, 136) standardised."""
+    """One video's (or, for ``subject_relative``, one subject's) frames as one clip: features
+    (F, C), landmarks (F, 68, 2), the reference's mean landmarks (68, 2) or None ->
+    (prediction, target), each (F, 136) standardised."""
     means = None if mean is None else torch.from_numpy(mean).float()[None]
-    target = head.targets(torch.from_numpy(points).float()[None], means)
+    one_clip = torch.zeros(1, dtype=torch.int64)
+    target = head.targets(torch.from_numpy(points).float()[None], means, one_clip)
     prediction = head.regressor(torch.from_numpy(features).float())
-    if head.reference == "clip_relative":
-        prediction = clip_centred(prediction[None])[0]
+    if head.reference in RELATIVE:
+        prediction = head.centred(prediction[None], one_clip)[0]
     return prediction.numpy(), target.numpy()
 
 
@@ -78,8 +80,9 @@ def transfer(
     """Explained share on the probe's training identities and on its unseen ones."""
     points = quality.landmark_features(frames).reshape(-1, 68, 2)
     prediction, target = np.zeros((2, len(points), 136), np.float32)
-    for video in np.unique(frames.videos):
-        rows = frames.videos == video
+    units = frames.subjects if head.reference == "subject_relative" else frames.videos
+    for unit in np.unique(units):
+        rows = units == unit
         group = {"video_mean": rows, "subject_mean": frames.subjects == frames.subjects[rows][0]}
         mean = points[group[head.reference]].mean(axis=0) if head.reference in group else None
         prediction[rows], target[rows] = video_fit(head, features[rows], points[rows], mean)

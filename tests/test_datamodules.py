@@ -73,6 +73,26 @@ def test_batches_pair_different_identities(prepared):
         assert (batch.identity[batch.partner] != batch.identity).all()
 
 
+def test_clips_per_identity_gives_each_person_clips_of_different_videos(prepared):
+    root = prepared(subjects={"A": 1, "B": 2, "C": 3}, videos_per_subject=3)
+    dataset = PreparedDataset(root)
+    video_names = sorted(dataset.videos)  # written in subject order: number = sorted position
+    module = clip_module(
+        root, batch_size=6, clips_per_identity=3, clips_per_epoch=48, num_views=1, **NO_AUGMENT
+    )
+    for batch in batches(module, 8):
+        groups = batch.identity.view(2, 3)  # adjacent clips of one identity
+        assert (groups == groups[:, :1]).all() and groups[0, 0] != groups[1, 0]
+        videos = batch.frames[:, 0, 0, 0, 0, 0].view(2, 3).tolist()  # video number, as written
+        assert all(len(set(row)) == 3 for row in videos)
+        subjects = [[dataset.video_subjects[video_names[v]] for v in row] for row in videos]
+        assert [[module.identities[s] for s in row] for row in subjects] == groups.tolist()
+        assert (batch.identity[batch.partner] != batch.identity).all()
+    for size, per_identity in ((6, 4), (6, 6)):
+        with pytest.raises(ValueError, match="clips_per_identity|one identity"):
+            clip_module(root, batch_size=size, clips_per_identity=per_identity).train_dataloader()
+
+
 def test_batch_shapes_and_device_normalisation(flow_dataset):
     module = clip_module(flow_dataset, image_size=32, num_views=2, roi_aus=[1, 12])
     raw = batches(module, 1)[0]

@@ -32,7 +32,9 @@ def test_a_regressor_that_returns_the_target_explains_all_of_it(reference):
     mean = points.mean(axis=0) + rng.normal(0, 0.5, (68, 2))
     torch_points = torch.from_numpy(points).float()[None]
     with torch.no_grad():
-        target = head.targets(torch_points, torch.from_numpy(mean).float()[None]).numpy()
+        one_clip = torch.zeros(1, dtype=torch.int64)
+        target = head.targets(torch_points, torch.from_numpy(mean).float()[None], one_clip)
+        target = target.numpy()
     prediction, expected = head_transfer.video_fit(head, target, points, mean)
     assert head_transfer.explained(prediction, expected) == pytest.approx(1.0, abs=1e-5)
     opposite, _ = head_transfer.video_fit(head, -target, points, mean)

@@ -25,6 +25,7 @@ from aurep.heads import (
     TemporalContrastiveHead,
     end_point_error,
     gather,
+    layers,
     margin_info_nce,
     mask_rois,
     masked_bce,
@@ -32,7 +33,7 @@ from aurep.heads import (
     temporal_log_weights,
     temporal_ranking_loss,
 )
-from aurep.heads.clip_invariance import between_clip_share
+from aurep.heads.clip_invariance import ClipInvarianceHead, between_clip_share
 from aurep.heads.identity_adversary import IdentityAdversaryHead, reverse_gradient
 from aurep.heads.landmark_shape import LandmarkShapeHead
 from aurep.heads.optical_flow import (
@@ -452,6 +453,7 @@ def test_key_queue_gathers_keys_across_ranks(tmp_path):
     [
         ("clip_mean", False),
         ("clip_relative", True),
+        ("subject_relative", True),  # make_batch: every clip another identity
         ("video_mean", False),
         ("subject_mean", False),
     ],
@@ -475,6 +477,43 @@ def test_landmark_shape_clip_relative_regresses_only_changes_within_a_clip(
     head.attach(backbone, SPEC)
     loss = head(still, features_of(backbone, still), backbone).loss
     assert loss.item() < 1e-6 if still_clip_loss_is_zero else loss.item() > 1e-2
+
+
+def test_group_centring_removes_the_mean_of_every_clip_with_the_same_label():
+    values = torch.randn(4, 3, 5)
+    by_clip = layers.group_centred(values, torch.arange(4))
+    torch.testing.assert_close(by_clip, layers.clip_centred(values))
+    pairs = layers.group_centred(values, torch.tensor([7, 2, 7, 2]))
+    for first, second in ((0, 2), (1, 3)):
+        both = torch.cat([values[first], values[second]])  # (2T, 5) frames of one label
+        torch.testing.assert_close(pairs[first], values[first] - both.mean(dim=0))
+        assert pairs[[first, second]].sum(dim=(0, 1)).abs().max() < 1e-5
+
+
+def test_landmark_shape_subject_relative_regresses_differences_between_a_persons_videos(
+    backbone,
+):
+    """Clips that each repeat one frame have no change within them: ``clip_relative`` has
+    nothing to regress. Two such clips of one person from videos with different expressions
+    still differ: ``subject_relative`` regresses that difference, and without identities it
+    says what it needs."""
+    batch = make_batch()
+    still = dataclasses.replace(
+        batch,
+        frames=batch.frames[:, :, :1].expand_as(batch.frames).contiguous(),
+        landmarks=batch.landmarks[:, :, :1].expand_as(batch.landmarks).contiguous(),
+        identity=torch.tensor([0, 0, 1, 1]),
+    )
+    losses = {}
+    for reference in ("clip_relative", "subject_relative"):
+        head = LandmarkShapeHead(reference=reference, hidden_dim=0)
+        head.attach(backbone, SPEC)
+        losses[reference] = head(still, features_of(backbone, still), backbone).loss.item()
+    assert losses["clip_relative"] < 1e-6 and losses["subject_relative"] > 1e-2
+    shapes = head.shapes(still.landmarks[:, 0], identity=still.identity)  # (B, T, 68, 2)
+    torch.testing.assert_close(shapes[0], -shapes[1])  # two clips: each minus their mean
+    with pytest.raises(ValueError, match="identity"):
+        head.shapes(still.landmarks[:, 0])
 
 
 def test_landmark_shape_video_mean_target_is_the_expression_change_from_the_video_mean(backbone):
@@ -674,6 +713,22 @@ def test_between_clip_share_is_zero_within_clip_variation_and_one_between_clips(
     mixed = between_clip_share(within + between).item()
     assert 0.2 < mixed < 0.8
     assert between_clip_share(10 * (within + between)).item() == pytest.approx(mixed, rel=1e-4)
+
+
+def test_between_identity_share_lets_a_persons_videos_differ():
+    """Clips 0 and 1 show one person, 2 and 3 another: clip means that differ only within a
+    person are invisible to the identity groups and count fully for the clip groups."""
+    offset = torch.linspace(1.0, 2.0, 8).view(1, 1, 8)
+    clips = torch.cat([offset, -offset, offset, -offset]).expand(B, T, 8)  # (B, T, 8)
+    people = torch.tensor([0, 0, 1, 1])
+    assert between_clip_share(clips, groups=people).item() == pytest.approx(0.0, abs=1e-6)
+    assert between_clip_share(clips).item() == pytest.approx(1.0, abs=1e-4)
+    head = ClipInvarianceHead(group="identity")
+    batch = dataclasses.replace(make_batch(), identity=people)
+    loss = head(batch, ClipFeatures(maps=[], pooled=clips), encode=None).loss
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ValueError, match="group"):
+        ClipInvarianceHead(group="video")
 
 
 def _placed_face(field_in_face, template: torch.Tensor, origin, angle: float, scale: float):

@@ -101,6 +101,10 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         clip_length: T frames per clip. stride: frame step inside a clip.
         batch_size: clips per batch (>= 2; every batch mixes identities, see
             :class:`~aurep.data.samplers.IdentityBatchSampler`). num_workers: loader processes.
+        clips_per_identity: clips of each identity in a batch, from different videos while
+            the identity has more (must divide ``batch_size``; 1 = every clip another person):
+            > 1 for heads that compare a person's videos (``subject_relative`` landmarks,
+            ``group: identity`` invariance).
         clips_per_epoch: clips per training epoch (``clips_per_epoch // batch_size`` batches).
         val_clips: clips per validation pass (fixed across epochs); 0 = no validation.
         image_size: output side in px (None: the dataset's; the ``image_size`` attribute).
@@ -131,6 +135,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
         clip_length: int = 4,
         stride: int = 1,
         batch_size: int = 32,
+        clips_per_identity: int = 1,
         num_workers: int = 2,
         clips_per_epoch: int = 8192,
         val_clips: int = 512,
@@ -167,6 +172,7 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             clip_length=(clip_length, 1),
             stride=(stride, 1),
             batch_size=(batch_size, 2),
+            clips_per_identity=(clips_per_identity, 1),
             num_workers=(num_workers, 0),
             clips_per_epoch=(clips_per_epoch, batch_size),
             val_clips=(val_clips, 0),
@@ -306,7 +312,15 @@ class ClipDataModule(_DeviceBatchHook, LightningDataModule):
             hp.roi_size,
             hp.roi_unit,
         )
-        sampler = IdentityBatchSampler(index.identity, hp.batch_size, batches, hp.seed, fixed)
+        sampler = IdentityBatchSampler(
+            index.identity,
+            hp.batch_size,
+            batches,
+            hp.seed,
+            fixed,
+            clip_videos=index.video,
+            clips_per_identity=hp.clips_per_identity,
+        )
         sampler.set_epoch(epoch)
         return DataLoader(
             dataset,

@@ -19,15 +19,18 @@ def _distributed_rank() -> int:
 
 
 class IdentityBatchSampler(Sampler[list[tuple[int, int]]]):
-    """Draws ``num_batches`` batches of ``batch_size`` clips from distinct identities.
+    """Draws ``num_batches`` batches of ``batch_size`` clips, ``clips_per_identity`` per identity.
 
-    Each batch picks ``batch_size`` identities uniformly without replacement (with replacement
-    when there are fewer identities than the batch size, but always at least two distinct), then
-    one clip uniformly among each identity's clips.
+    Each batch picks ``batch_size / clips_per_identity`` identities uniformly without replacement
+    (with replacement when there are too few identities, but always at least two distinct), then
+    for each a clip uniformly among the identity's clips and, when ``clips_per_identity`` > 1,
+    further clips uniformly among those of the identity's videos not yet drawn (any clip of
+    the identity once every video has one). An identity's clips are adjacent in the batch.
 
-    clip_identities: (N,) int identity of each clip. seed: base seed; the epoch counter (advanced
-    by every pass, or set with :meth:`set_epoch`) and the DDP rank are mixed in unless
-    ``fixed=True`` (validation: the same batches every pass).
+    clip_identities: (N,) int identity of each clip. clip_videos: (N,) int video of each clip
+    (None: every clip its own video). seed: base seed; the epoch counter (advanced by every
+    pass, or set with :meth:`set_epoch`) and the DDP rank are mixed in unless ``fixed=True``
+    (validation: the same batches every pass).
     """
 
     def __init__(
@@ -37,9 +40,22 @@ class IdentityBatchSampler(Sampler[list[tuple[int, int]]]):
         num_batches: int,
         seed: int = 0,
         fixed: bool = False,
+        clip_videos: np.ndarray | None = None,
+        clips_per_identity: int = 1,
     ):
         identities = np.asarray(clip_identities)
         self.groups = [np.flatnonzero(identities == i) for i in np.unique(identities)]
+        self.videos = np.arange(len(identities)) if clip_videos is None else np.asarray(clip_videos)
+        if clips_per_identity < 1 or batch_size % clips_per_identity:
+            raise ValueError(
+                f"clips_per_identity must be >= 1 and divide the clip batch size {batch_size}, "
+                f"got {clips_per_identity}"
+            )
+        if batch_size // clips_per_identity < 2:
+            raise ValueError(
+                f"a clip batch of {batch_size} with {clips_per_identity} clips per identity "
+                "holds one identity; batches need at least 2 (cross-identity partners)"
+            )
         if len(self.groups) < 2:
             raise ValueError(
                 f"clip batches need at least 2 identities (for cross-identity partners), "
@@ -50,6 +66,7 @@ class IdentityBatchSampler(Sampler[list[tuple[int, int]]]):
         if num_batches < 1:
             raise ValueError(f"an epoch needs at least one batch, got {num_batches}")
         self.batch_size = batch_size
+        self.clips_per_identity = clips_per_identity
         self.num_batches = num_batches
         self.seed = seed
         self.fixed = fixed
@@ -62,12 +79,22 @@ class IdentityBatchSampler(Sampler[list[tuple[int, int]]]):
         return self.num_batches
 
     def _identities(self, rng: np.random.Generator) -> np.ndarray:
-        count = len(self.groups)
-        if count >= self.batch_size:
-            return rng.choice(count, self.batch_size, replace=False)
-        chosen = rng.choice(count, self.batch_size, replace=True)
+        count, wanted = len(self.groups), self.batch_size // self.clips_per_identity
+        if count >= wanted:
+            return rng.choice(count, wanted, replace=False)
+        chosen = rng.choice(count, wanted, replace=True)
         chosen[:2] = rng.choice(count, 2, replace=False)
         return rng.permutation(chosen)
+
+    def _clips(self, rng: np.random.Generator, group: np.ndarray) -> list[int]:
+        """``clips_per_identity`` clips of one identity's ``group``, each from a new video while
+        there are new videos."""
+        clips = [int(group[rng.integers(len(group))])]
+        for _ in range(self.clips_per_identity - 1):
+            fresh = group[~np.isin(self.videos[group], self.videos[clips])]
+            pool = fresh if len(fresh) else group
+            clips.append(int(pool[rng.integers(len(pool))]))
+        return clips
 
     def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         epoch = 0 if self.fixed else self.epoch
@@ -77,7 +104,6 @@ class IdentityBatchSampler(Sampler[list[tuple[int, int]]]):
         for _ in range(self.num_batches):
             batch = []
             for identity in self._identities(rng):
-                group = self.groups[identity]
-                clip = int(group[rng.integers(len(group))])
-                batch.append((clip, int(rng.integers(2**31))))
+                for clip in self._clips(rng, self.groups[identity]):
+                    batch.append((clip, int(rng.integers(2**31))))
             yield batch

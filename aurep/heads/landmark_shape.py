@@ -14,11 +14,20 @@ from torch import nn
 
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
-from aurep.heads.layers import clip_centred, mlp
+from aurep.heads.layers import clip_centred, group_centred, mlp
 from aurep.landmarks import EYE_CORNERS, NUM_LANDMARKS
 from aurep.models.backbone import Backbone
 
-REFERENCES = ("template", "clip_mean", "clip_relative", "video_mean", "subject_mean")
+REFERENCES = (
+    "template",
+    "clip_mean",
+    "clip_relative",
+    "subject_relative",
+    "video_mean",
+    "subject_mean",
+)
+# References whose prediction is centred like the target, so that only differences are regressed.
+RELATIVE = ("clip_relative", "subject_relative")
 # The batch field holding each clip's reference landmarks, for the references that use one.
 REFERENCE_FIELDS = {"video_mean": "video_landmarks", "subject_mean": "subject_landmarks"}
 
@@ -63,7 +72,12 @@ class LandmarkShapeHead(SSLHead):
             removes most of the identity; weak when a clip spans few AU changes);
             ``clip_relative`` = as ``clip_mean``, and the prediction is centred on the clip too:
             differences between a clip's frames are regressed, so the features need not guess
-            the person's mean shape from one frame; ``video_mean`` = the shape minus the
+            the person's mean shape from one frame; ``subject_relative`` = as
+            ``clip_relative`` over every frame of the batch's clips of the same subject
+            (``batch.identity``; with ``clips_per_identity`` > 1 they come from different
+            videos): differences between videos of a person are regressed too, so the
+            features must carry each video's mean expression, still without guessing the
+            person's mean shape (uses subject names, not AU labels); ``video_mean`` = the shape minus the
             shape of the video's mean landmarks (``batch.video_landmarks``): each frame's
             expression relative to the person's average in the whole video, so the features
             must carry it in absolute terms (not only within a clip) while the person's own
@@ -86,18 +100,30 @@ class LandmarkShapeHead(SSLHead):
         self.regressor = mlp(backbone.num_features, self.hidden_dim, outputs)
         self.standardise = nn.BatchNorm1d(outputs, affine=False)
 
+    def centred(self, values: torch.Tensor, identity: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, ...) minus the mean over the clip, or over the subject's clips for
+        ``subject_relative`` (identity: (B,), needed then)."""
+        if self.reference != "subject_relative":
+            return clip_centred(values)
+        if identity is None:
+            raise ValueError("LandmarkShapeHead reference=subject_relative needs batch.identity")
+        return group_centred(values, identity)
+
     def shapes(
-        self, landmarks: torch.Tensor, mean_landmarks: torch.Tensor | None = None
+        self,
+        landmarks: torch.Tensor,
+        mean_landmarks: torch.Tensor | None = None,
+        identity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """landmarks: (B, T, 68, 2) pixels of view 0 (mean_landmarks: (B, 68, 2), the
-        reference's mean landmarks, needed by ``video_mean`` and ``subject_mean``) -> (B, T,
-        68, 2) the shapes to regress, relative to ``reference``, in eye distances
-        (:func:`normalised_shape`)."""
+        reference's mean landmarks, needed by ``video_mean`` and ``subject_mean``; identity:
+        (B,), needed by ``subject_relative``) -> (B, T, 68, 2) the shapes to regress, relative
+        to ``reference``, in eye distances (:func:`normalised_shape`)."""
         shape = normalised_shape(landmarks.float())
         if self.reference == "template":
             return shape
         if self.reference not in REFERENCE_FIELDS:
-            return clip_centred(shape)
+            return self.centred(shape, identity)
         if mean_landmarks is None:
             field = REFERENCE_FIELDS[self.reference]
             raise ValueError(
@@ -107,19 +133,23 @@ class LandmarkShapeHead(SSLHead):
         return shape - normalised_shape(mean_landmarks.float())[:, None]
 
     def targets(
-        self, landmarks: torch.Tensor, mean_landmarks: torch.Tensor | None = None
+        self,
+        landmarks: torch.Tensor,
+        mean_landmarks: torch.Tensor | None = None,
+        identity: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """As :meth:`shapes` -> (B * T, 136), each coordinate standardised."""
-        shape = self.shapes(landmarks, mean_landmarks)
+        shape = self.shapes(landmarks, mean_landmarks, identity)
         return self.standardise(shape.flatten(-2).flatten(0, 1))
 
     def forward(self, batch: ClipBatch, features: ClipFeatures, encode: Encoder) -> HeadOutput:
         field = REFERENCE_FIELDS.get(self.reference)
         means = None if field is None else getattr(batch, field)
-        target = self.targets(batch.landmarks[:, 0], None if means is None else means[:, 0])
+        means = None if means is None else means[:, 0]
+        target = self.targets(batch.landmarks[:, 0], means, batch.identity)
         pooled = features.pooled  # (B, T, C)
         prediction = self.regressor(pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
-        if self.reference == "clip_relative":
-            prediction = clip_centred(prediction)
+        if self.reference in RELATIVE:
+            prediction = self.centred(prediction, batch.identity)
         loss = F.mse_loss(prediction.flatten(0, 1), target)
         return HeadOutput(loss, {"explained": (1 - loss).detach()})

@@ -1,5 +1,5 @@
-"""Small building blocks shared by the heads: clip centring, projection MLPs and upsampling
-decoder blocks."""
+"""Small building blocks shared by the heads: clip and identity centring, projection MLPs and
+upsampling decoder blocks."""
 
 from __future__ import annotations
 
@@ -10,6 +10,22 @@ from torch import nn
 def clip_centred(values: torch.Tensor) -> torch.Tensor:
     """(B, T, ...) -> the same minus each clip's mean over its T frames."""
     return values - values.mean(dim=1, keepdim=True)
+
+
+def group_means(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """values: (B, T, ...), groups: (B,) int labels (e.g. ``batch.identity``) -> (B, ...) the
+    mean over every frame of the clips sharing each clip's label (clips have equal T)."""
+    _, inverse = groups.unique(return_inverse=True)
+    members = torch.nn.functional.one_hot(inverse).to(values.dtype)  # (B, G)
+    clip_means = values.mean(dim=1).flatten(1)  # (B, D)
+    means = (members.T @ clip_means) / members.sum(dim=0)[:, None]  # (G, D)
+    return (members @ means).view(values.shape[:1] + values.shape[2:])
+
+
+def group_centred(values: torch.Tensor, groups: torch.Tensor) -> torch.Tensor:
+    """(B, T, ...) -> the same minus :func:`group_means` (``groups``: (B,)): with one clip per
+    label it is :func:`clip_centred`."""
+    return values - group_means(values, groups)[:, None]
 
 
 def mlp(in_dim: int, hidden_dim: int, out_dim: int, batchnorm: bool = True) -> nn.Module:
