@@ -46,7 +46,9 @@ def trained_head(checkpoint: Path, name: str, reference: str) -> LandmarkShapeHe
         heads = sorted({k.split(".")[2] for k in state if k.startswith("model.heads.")})
         raise SystemExit(f"{checkpoint}: no landmark head {name!r} (its heads: {heads})")
     hidden = 0 if "regressor.weight" in own else int(own["regressor.0.weight"].shape[0])
-    head = LandmarkShapeHead(hidden_dim=hidden, reference=reference)
+    # A whitened head's floor is not stored and not needed: the fit is measured per coordinate.
+    whiten = 1.0 if "target_covariance.covariance" in own else None
+    head = LandmarkShapeHead(hidden_dim=hidden, reference=reference, whiten=whiten)
     backbone, _ = load_backbone(checkpoint)
     head.attach(backbone, ClipSpec(clip_length=1, image_size=64, num_rois=0))
     head.load_state_dict(own)

@@ -516,6 +516,22 @@ def test_landmark_shape_subject_relative_regresses_differences_between_a_persons
         head.shapes(still.landmarks[:, 0])
 
 
+def test_landmark_head_with_whitening_logs_both_fits_and_checks_its_floor(backbone):
+    batch = make_batch()
+    head = LandmarkShapeHead(reference="clip_relative", hidden_dim=0, whiten=1e-4)
+    head.attach(backbone, SPEC)
+    output = head(batch, features_of(backbone, batch), backbone)
+    assert set(output.logs) == {"explained", "explained_whitened"}
+    assert torch.isfinite(output.loss) and output.loss.requires_grad
+    assert not torch.equal(head.target_covariance.covariance, torch.eye(136))
+    plain = LandmarkShapeHead(reference="clip_relative", hidden_dim=0)
+    plain.attach(backbone, SPEC)
+    assert not hasattr(plain, "target_covariance")
+    for floor in (0.0, 1.5):
+        with pytest.raises(ValueError, match="whiten"):
+            LandmarkShapeHead(whiten=floor)
+
+
 def test_landmark_shape_video_mean_target_is_the_expression_change_from_the_video_mean(backbone):
     """Frames that are the video's mean shape moved, turned and zoomed have a zero target;
     lowering the lower lip (point 57) in some frames moves that point in the target, and the

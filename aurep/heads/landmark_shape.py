@@ -15,6 +15,7 @@ from torch import nn
 from aurep.data.batch import BatchNeeds, ClipBatch, ClipSpec
 from aurep.heads.base import ClipFeatures, Encoder, HeadOutput, SSLHead
 from aurep.heads.layers import clip_centred, group_centred, mlp
+from aurep.heads.whitening import RunningCovariance, whitened_mse
 from aurep.landmarks import EYE_CORNERS, NUM_LANDMARKS
 from aurep.models.backbone import Backbone
 
@@ -62,7 +63,8 @@ class LandmarkShapeHead(SSLHead):
     would reward predicting the mean shape). Loss: mean squared error of the standardised
     coordinates; predicting the mean shape scores 1.
 
-    Logs: ``explained`` = 1 - loss, the share of the shape variance the features predict.
+    Logs: ``explained`` = 1 - the mean squared error, the share of the shape variance the
+    features predict (``explained_whitened`` = 1 - the loss when ``whiten`` is set).
 
     Args:
         hidden_dim: MLP hidden width; 0 = a linear map, so the features must carry the shape
@@ -84,21 +86,36 @@ class LandmarkShapeHead(SSLHead):
             shape is still removed; ``subject_mean`` = as ``video_mean`` with the mean over
             all of the subject's videos (``batch.subject_landmarks``), so one video's mean
             expression no longer shifts the target (uses subject names, not AU labels).
+        whiten: None = the loss is the mean squared error of the standardised coordinates, so
+            each principal direction of the target (an expression mode) counts by its
+            variance; a float in (0, 1] = the loss is :func:`~aurep.heads.whitening.whitened_mse`
+            under the targets' running covariance, every direction counted alike down to
+            ``whiten`` times the largest variance (e.g. 1e-4; larger for noisy landmarks).
         weight: the head's loss weight (see :class:`~aurep.heads.base.SSLHead`).
     """
 
     needs = BatchNeeds(landmarks=True)
 
-    def __init__(self, hidden_dim: int = 256, reference: str = "template", weight: float = 1.0):
+    def __init__(
+        self,
+        hidden_dim: int = 256,
+        reference: str = "template",
+        whiten: float | None = None,
+        weight: float = 1.0,
+    ):
         super().__init__(weight)
         if reference not in REFERENCES:
             raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
-        self.hidden_dim, self.reference = hidden_dim, reference
+        if whiten is not None and not 0 < whiten <= 1:
+            raise ValueError(f"whiten must be None or in (0, 1], got {whiten}")
+        self.hidden_dim, self.reference, self.whiten = hidden_dim, reference, whiten
 
     def attach(self, backbone: Backbone, spec: ClipSpec) -> None:
         outputs = NUM_LANDMARKS * 2
         self.regressor = mlp(backbone.num_features, self.hidden_dim, outputs)
         self.standardise = nn.BatchNorm1d(outputs, affine=False)
+        if self.whiten is not None:
+            self.target_covariance = RunningCovariance(outputs)
 
     def centred(self, values: torch.Tensor, identity: torch.Tensor | None) -> torch.Tensor:
         """(B, T, ...) minus the mean over the clip, or over the subject's clips for
@@ -151,5 +168,11 @@ class LandmarkShapeHead(SSLHead):
         prediction = self.regressor(pooled.flatten(0, 1)).unflatten(0, pooled.shape[:2])
         if self.reference in RELATIVE:
             prediction = self.centred(prediction, batch.identity)
-        loss = F.mse_loss(prediction.flatten(0, 1), target)
-        return HeadOutput(loss, {"explained": (1 - loss).detach()})
+        prediction = prediction.flatten(0, 1)
+        squared_error = F.mse_loss(prediction, target)
+        logs = {"explained": (1 - squared_error).detach()}
+        if self.whiten is None:
+            return HeadOutput(squared_error, logs)
+        self.target_covariance.update(target)
+        loss = whitened_mse(prediction - target, self.target_covariance.covariance, self.whiten)
+        return HeadOutput(loss, {**logs, "explained_whitened": (1 - loss).detach()})
