@@ -6,7 +6,9 @@ share, 1 - mean squared error / mean squared target, on the quality benchmark's 
 probe's training identities (folds 1-2 less the probe's validation identities: pretraining
 identities of a run on the same corpus that left out fold 3) and of its unseen ones (fold 3).
 A large gap says the features learned the training people's faces more than their
-expressions.
+expressions. ``unseen_by_direction`` splits the unseen share along the target's principal
+directions (expression modes), largest first, down to 1e-4 of the largest variance: which modes
+the features carry and which they miss.
 
 Targets are the head's own (:meth:`LandmarkShapeHead.targets`, standardised with its running
 statistics), per video: ``clip_mean`` and ``clip_relative`` treat the whole video as the clip
@@ -76,10 +78,24 @@ def explained(prediction: np.ndarray, target: np.ndarray) -> float:
     return float(1 - ((prediction - target) ** 2).mean() / (target**2).mean())
 
 
+def by_direction(prediction: np.ndarray, target: np.ndarray, floor: float = 1e-4) -> list:
+    """(N, D) each -> ``[variance / largest variance, explained share]`` along each principal
+    direction of ``target`` whose variance is at least ``floor`` times the largest."""
+    variances, directions = np.linalg.eigh(np.cov(target.T))
+    order = np.argsort(variances)[::-1]
+    variances, directions = variances[order], directions[:, order]
+    kept = variances >= floor * variances[0]
+    along_prediction, along_target = prediction @ directions[:, kept], target @ directions[:, kept]
+    shares = 1 - ((along_prediction - along_target) ** 2).mean(0) / (along_target**2).mean(0)
+    relative = variances[kept] / variances[0]
+    return [[float(f"{r:.1e}"), round(float(e), 2)] for r, e in zip(relative, shares, strict=True)]
+
+
 def transfer(
     frames: quality.CorpusFrames, head: LandmarkShapeHead, features: np.ndarray
-) -> dict[str, float]:
-    """Explained share on the probe's training identities and on its unseen ones."""
+) -> dict[str, float | list]:
+    """Explained share on the probe's training identities and on its unseen ones (in all and
+    by principal direction)."""
     points = quality.landmark_features(frames).reshape(-1, 68, 2)
     prediction, target = np.zeros((2, len(points), 136), np.float32)
     units = frames.subjects if head.reference == "subject_relative" else frames.videos
@@ -95,6 +111,7 @@ def transfer(
             explained(prediction[frames.identity_rows], target[frames.identity_rows]), 3
         ),
         "unseen_identities": round(explained(prediction[unseen], target[unseen]), 3),
+        "unseen_by_direction": by_direction(prediction[unseen], target[unseen]),
     }
 
 

@@ -1,6 +1,7 @@
 """benchmarks/head_transfer.py: a landmark head's fit on seen and unseen identities."""
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -41,6 +42,20 @@ def test_a_regressor_that_returns_the_target_explains_all_of_it(reference):
     assert head_transfer.explained(opposite, expected) < -2
 
 
+def test_fit_by_direction_finds_the_mode_a_prediction_misses():
+    """Targets with three modes of variance 100, 1 and 0.04 (and a null direction): a
+    prediction that is exact except for the middle mode explains it not at all and the
+    others fully; the null direction is below the floor and not listed."""
+    rng = np.random.default_rng(0)
+    basis, _ = np.linalg.qr(rng.normal(size=(4, 4)))
+    scores = rng.normal(size=(5000, 4)) * [10.0, 1.0, 0.2, 0.0]
+    target = scores @ basis.T
+    prediction = target - np.outer(scores[:, 1], basis[:, 1])
+    listed = head_transfer.by_direction(prediction, target)
+    assert [round(math.log10(r)) for r, _ in listed] == [0, -2, -3]
+    assert [share for _, share in listed] == pytest.approx([1.0, 0.0, 1.0], abs=1e-6)
+
+
 @pytest.mark.slow
 def test_a_trained_head_is_measured_on_both_identity_groups(three_clip_corpus, tmp_path):
     fragment = REPO / "configs/pretrain/heads/landmark_shape.yaml"
@@ -54,5 +69,7 @@ def test_a_trained_head_is_measured_on_both_identity_groups(three_clip_corpus, t
     assert json.loads(log.read_text()) == line
     for group in ("training_identities", "unseen_identities"):
         assert np.isfinite(line[group]) and line[group] <= 1.0
+    variances = [variance for variance, _ in line["unseen_by_direction"]]
+    assert variances[0] == 1.0 and variances == sorted(variances, reverse=True)
     with pytest.raises(SystemExit, match="no landmark head 'flow'"):
         head_transfer.main([*argv, "--head=flow", f"--log={log}"])
